@@ -1,0 +1,106 @@
+"""What a siamese-edge model says about itself.
+
+An exported ONNX model carries one JSON document under the metadata key ``siamese_edge``
+(:data:`METADATA_KEY`); a TensorRT engine carries the same document in its sidecar JSON. The
+runtime needs nothing else to preprocess images, interpret the output and decide.
+
+Pure Python on purpose: the runtime reads it with ONNX Runtime, export writes it with onnx.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from siamese_edge.errors import ModelError
+
+METADATA_KEY = "siamese_edge"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images become the model's input: see :mod:`siamese_edge.runtime.preprocess`."""
+
+    height: int
+    width: int
+    channels: int  # 1 = gray, 3 = RGB
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: str = "stretch"
+    layout: str = "NCHW"
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ModelError(f"unsupported channel count {self.channels} (1 or 3)")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ModelError("mean and std need one value per channel")
+        if min(self.height, self.width) < 1:
+            raise ModelError(f"bad input size {self.height}x{self.width}")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The self-description of an embedding model.
+
+    Attributes:
+        preprocessing: input size, channels and normalisation.
+        embedding_dim: length of the output vector (L2-normalised).
+        metric: how two embeddings compare; ``cosine`` (higher is more similar).
+        threshold: default decision threshold on the metric: accept when score >= threshold.
+        threshold_source: how the threshold was chosen (e.g. EER on a validation split).
+        fingerprint: ``sha256:<hex>`` of the model's weights and graph; galleries and engines
+            are bound to it. Rewriting metadata (e.g. a recalibrated threshold) keeps it.
+        training: how the model was trained (data, loss, backbone, epochs, seed, ...).
+        input_name, output_name: tensor names in the graph.
+    """
+
+    preprocessing: Preprocessing
+    embedding_dim: int
+    threshold: float
+    fingerprint: str = ""
+    metric: str = "cosine"
+    threshold_source: str = ""
+    name: str = "siamese-edge-model"
+    training: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    input_name: str = "images"
+    output_name: str = "embeddings"
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        try:
+            version = int(data.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise ModelError(f"model metadata format {version} is newer than this "
+                                 f"siamese-edge understands ({FORMAT_VERSION}); upgrade it")
+            pre = dict(data["preprocessing"])
+            pre["mean"] = tuple(float(v) for v in pre["mean"])
+            pre["std"] = tuple(float(v) for v in pre["std"])
+            fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            fields["preprocessing"] = Preprocessing(**pre)
+            fields["embedding_dim"] = int(fields["embedding_dim"])
+            fields["threshold"] = float(fields["threshold"])
+            return cls(**fields)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model metadata is incomplete or malformed ({exc})") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelInfo:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"model metadata is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ModelError("model metadata is not a JSON object")
+        return cls.from_dict(data)
+
+    def with_threshold(self, threshold: float, source: str,
+                       calibration: dict[str, Any] | None = None) -> ModelInfo:
+        return replace(self, threshold=float(threshold), threshold_source=source,
+                       calibration=calibration)

@@ -1,0 +1,94 @@
+"""The one interface every inference backend implements.
+
+An embedder turns uint8 images of any size (gray or RGB, see
+:mod:`siamese_edge.runtime.imageio`) into L2-normalised float32 embeddings ``(N, D)``. It is a
+context manager: heavy resources (an inference session, GPU memory) are acquired on enter and
+released on exit, so constructing one is cheap and touches no device.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from siamese_edge.model_info import ModelInfo
+from siamese_edge.runtime.preprocess import fit_images, normalize
+
+
+def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Scale each row to unit length (rows of zeros stay zero)."""
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, eps)
+
+
+class Embedder(ABC):
+    """Base class: subclasses fill :meth:`_activate`, :meth:`_deactivate`, :meth:`_infer`.
+
+    Example:
+        >>> with OnnxRuntimeEmbedder("model.onnx") as embedder:   # doctest: +SKIP
+        ...     vectors = embedder.embed([image_a, image_b])
+    """
+
+    #: short name of the backend, printed by the CLI ("onnxruntime", "tensorrt", ...)
+    backend_name = "base"
+
+    def __init__(self, info: ModelInfo, batch_size: int = 64) -> None:
+        self.info = info
+        self.batch_size = max(1, int(batch_size))
+        self._active = False
+
+    # -- context management -------------------------------------------------------------
+    def __enter__(self) -> Embedder:
+        if not self._active:
+            self._activate()
+            self._active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._active:
+            self._deactivate()
+            self._active = False
+
+    @property
+    def device_description(self) -> str:
+        """What the embedder actually runs on, e.g. ``CPUExecutionProvider``."""
+        return self.backend_name
+
+    # -- the public call ------------------------------------------------------------------
+    def prepare(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Images of any size → the model's float32 NCHW input."""
+        pre = self.info.preprocessing
+        return normalize(fit_images(images, pre.height, pre.width, pre.channels), pre.mean,
+                         pre.std)
+
+    def embed(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Embed uint8 images (any size, gray or RGB): float32 ``(N, D)``, unit rows."""
+        if not self._active:
+            raise RuntimeError(f"{type(self).__name__} used outside its 'with' block")
+        count = len(images)
+        out = np.empty((count, self.info.embedding_dim), np.float32)
+        for start in range(0, count, self.batch_size):
+            batch = self.prepare(images[start:start + self.batch_size])
+            out[start:start + len(batch)] = self._infer(batch)
+        return l2_normalize(out)
+
+    def embed_tensor(self, batch: np.ndarray) -> np.ndarray:
+        """Embed an already prepared float32 NCHW batch (for parity checks and benchmarks)."""
+        if not self._active:
+            raise RuntimeError(f"{type(self).__name__} used outside its 'with' block")
+        return l2_normalize(self._infer(np.ascontiguousarray(batch, np.float32)))
+
+    # -- hooks --------------------------------------------------------------------------
+    @abstractmethod
+    def _activate(self) -> None:
+        """Acquire the session / device resources."""
+
+    def _deactivate(self) -> None:
+        """Release what :meth:`_activate` acquired."""
+
+    @abstractmethod
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a float32 NCHW batch of at most ``batch_size`` rows."""

@@ -1,0 +1,99 @@
+"""Reading images from disk into the uint8 HWC arrays the rest of the package speaks.
+
+Convention everywhere in siamese-edge: an image is a ``uint8`` array of shape ``(H, W)`` or
+``(H, W, C)`` with C = 1 (gray) or 3 (**RGB** order). OpenCV's BGR never leaves this module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from siamese_edge.errors import ImageReadError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pbm", ".tif",
+                            ".tiff", ".webp"})
+
+# Refuse images larger than this many pixels (decompression bombs); OpenCV reads the variable
+# once, at import, so it is set before the first import of cv2.
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+
+
+def is_image_path(path: Path) -> bool:
+    """True if the file name has a suffix of an image format OpenCV decodes."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as uint8, gray ``(H, W, 1)`` or colour ``(H, W, 3)`` RGB.
+
+    Args:
+        path: an image file in any format OpenCV decodes.
+
+    Returns:
+        The image, alpha dropped, 16-bit images scaled to 8 bits.
+
+    Raises:
+        ImageReadError: the file is missing, empty, not an image, truncated or too large.
+    """
+    import cv2
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a directory, not an image") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ImageReadError(f"{path}: empty file")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise ImageReadError(f"{path}: not a readable image (corrupt, truncated, unsupported "
+                             f"or over {MAX_IMAGE_PIXELS} pixels)")
+    return to_rgb_or_gray(image, bgr=True)
+
+
+def to_rgb_or_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """Normalise an array to uint8 ``(H, W, 1)`` or ``(H, W, 3)`` RGB.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, 1|3|4)``; uint8 or uint16 (scaled down) or float in [0, 1].
+        bgr: the colour channels are in OpenCV's BGR(A) order.
+    """
+    import cv2
+
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.floating):
+            raise ImageReadError(f"unsupported image dtype {image.dtype}")
+        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if image.ndim == 2:
+        return image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ImageReadError(f"unsupported image shape {image.shape}")
+    if image.shape[2] == 1:
+        return image
+    if image.shape[2] == 4:
+        code = cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB
+        return cv2.cvtColor(image, code)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write a uint8 gray or RGB image (format from the suffix)."""
+    import cv2
+
+    image = to_rgb_or_gray(image)
+    out = image[:, :, 0] if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), out):
+        raise ImageReadError(f"{path}: cannot write image")
