@@ -1,0 +1,68 @@
+"""The ``siamese-edge`` command line. Commands are imported only when run, so
+``siamese-edge verify --help`` loads neither torch nor any training module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from siamese_edge import __version__
+from siamese_edge.errors import SiameseEdgeError
+
+#: command name -> "module:attribute"; a command's module is imported on first use.
+COMMANDS = {
+    "train": "siamese_edge.cli.train:train",
+    "export": "siamese_edge.cli.export:export",
+    "enroll": "siamese_edge.cli.enroll:enroll",
+    "verify": "siamese_edge.cli.verify:verify",
+    "embed": "siamese_edge.cli.embed:embed",
+}
+
+
+class UserError(click.ClickException):
+    """A :class:`SiameseEdgeError` shown as one line, ``error: ...``, with its exit code."""
+
+    def __init__(self, error: SiameseEdgeError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SiameseEdgeError as exc:
+            raise UserError(exc) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="siamese-edge")
+def cli() -> None:
+    """Train, export and deploy Siamese verification models.
+
+    \b
+    train -> export -> enroll -> verify
+    Run 'siamese-edge COMMAND --help' for each command.
+    """
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="siamese-edge")
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,63 @@
+"""``siamese-edge enroll``: add identities to a gallery."""
+
+from __future__ import annotations
+
+import click
+
+from siamese_edge.cli.options import backend_option, batch_option, gallery_option, \
+    json_option, model_option, print_json, warn
+
+#: exit status when some files of a --from-dir enrolment were skipped (the rest is stored)
+EXIT_PARTIAL = 3
+
+
+@click.command("enroll")
+@model_option
+@gallery_option
+@click.option("--from-dir", "from_dir", type=click.Path(file_okay=False),
+              help="Enroll DIR/<identity>/*.png|jpg… (one subfolder per identity).")
+@backend_option
+@batch_option
+@json_option
+@click.argument("name", required=False)
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+def enroll(model: str, gallery: str, from_dir: str | None, backend: str, batch_size: int,
+           as_json: bool, name: str | None, images: tuple[str, ...]) -> None:
+    """Enroll NAME from IMAGE... (or every identity folder of --from-dir) into the gallery.
+
+    \b
+    Examples:
+      siamese-edge enroll -m model.onnx -g gallery.sqlite alice a1.png a2.png
+      siamese-edge enroll -m model.onnx -g gallery.sqlite --from-dir people/
+
+    A gallery is bound to the model that created it. With NAME, all images are stored in one
+    transaction or none is. With --from-dir, unreadable files are reported and skipped, the
+    rest is stored, and the exit status is 3.
+    """
+    from siamese_edge.runtime.backends import create_embedder
+    from siamese_edge.runtime.gallery import Gallery
+    from siamese_edge.runtime.workflows import enroll_directory, enroll_files
+
+    if bool(from_dir) == bool(name):
+        raise click.UsageError("give either NAME IMAGE... or --from-dir DIR")
+    if name and not images:
+        raise click.UsageError(f"no images given for {name!r}")
+    with create_embedder(model, backend=backend, batch_size=batch_size) as embedder, \
+            Gallery.open(gallery, embedder.info) as store:
+        if from_dir:
+            report = enroll_directory(embedder, store, from_dir)
+        else:
+            report = enroll_files(embedder, store, name, images)
+        counts = store.counts()
+    if as_json:
+        print_json({**report.to_dict(), "gallery": gallery, "backend":
+                    embedder.device_description, "identities": counts})
+    else:
+        for identity, added in report.enrolled.items():
+            click.echo(f"enrolled {identity}: {added} template(s) "
+                       f"({counts.get(identity, added)} in gallery)")
+        for path, error in report.failures:
+            warn(f"skipped {error}" if error.startswith(path) else f"skipped {path}: {error}")
+        click.echo(f"{gallery}: {len(counts)} identities, {sum(counts.values())} templates")
+    if report.failures:
+        raise SystemExit(EXIT_PARTIAL)

@@ -1,0 +1,184 @@
+"""PyTorch run → one self-describing ONNX file, parity-checked in ONNX Runtime.
+
+The exported graph takes ``images`` (float32 NCHW, already normalised, dynamic batch) and
+returns ``embeddings`` (float32, L2-normalised). Its metadata (key ``siamese_edge``) holds a
+:class:`~siamese_edge.model_info.ModelInfo`. The file is written beside the target and moved
+into place only after the parity check passes, so a failed export never leaves a bad model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from siamese_edge.errors import ExportError
+from siamese_edge.model_info import METADATA_KEY, ModelInfo
+from siamese_edge.runtime.preprocess import normalize
+
+#: Largest |ONNX Runtime − PyTorch| allowed on unit-length embeddings.
+DEFAULT_TOLERANCE = 1e-4
+MIN_OPSET = 18
+PARITY_BATCH = 16
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: str
+    info: ModelInfo
+    max_abs_diff: float
+    tolerance: float
+    parity_batches: tuple[int, ...]
+    size_bytes: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "fingerprint": self.info.fingerprint,
+                "embedding_dim": self.info.embedding_dim, "threshold": self.info.threshold,
+                "max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance,
+                "parity_batches": list(self.parity_batches), "size_bytes": self.size_bytes,
+                "seconds": round(self.seconds, 2)}
+
+
+def graph_fingerprint(model) -> str:
+    """``sha256:<hex>`` of the graph (nodes and weights), independent of metadata."""
+    return "sha256:" + hashlib.sha256(model.graph.SerializeToString()).hexdigest()
+
+
+def set_model_info(model, info: ModelInfo) -> None:
+    """Store ``info`` in an ``onnx.ModelProto``'s metadata, replacing an older one."""
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = info.to_json()
+    model.doc_string = (f"siamese-edge embedding model '{info.name}': input images "
+                        f"{info.preprocessing.channels}x{info.preprocessing.height}x"
+                        f"{info.preprocessing.width} (NCHW, normalised), output "
+                        f"{info.embedding_dim}-d L2-normalised embeddings; metadata key "
+                        f"'{METADATA_KEY}' describes preprocessing and threshold.")
+
+
+def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str],
+               opset: int = MIN_OPSET, tolerance: float = DEFAULT_TOLERANCE,
+               name: str | None = None, seed: int = 0) -> ExportReport:
+    """Export a training run to ONNX and check it against PyTorch.
+
+    Args:
+        run_dir: a directory written by ``siamese-edge train``.
+        out_path: the ONNX file to write (one file, weights inside).
+        opset: ONNX opset, at least 18 (the dynamo exporter's minimum).
+        tolerance: largest allowed max-abs difference between ONNX Runtime and PyTorch.
+        name: model name stored in the metadata (default: the run directory's name).
+        seed: seed of the random parity batch.
+
+    Raises:
+        ExportError: the export failed or the parity check exceeded ``tolerance``.
+    """
+    import onnx
+    import torch
+
+    from siamese_edge import __version__
+    from siamese_edge.training.checkpoint import load_run
+
+    started = time.time()
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is below {MIN_OPSET}, the exporter's minimum")
+    run = load_run(run_dir)
+    pre = run.preprocessing
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    model = run.model.eval()
+    example = torch.from_numpy(_parity_inputs(pre, 2, seed))
+
+    fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=out_path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                model, (example,), str(tmp), dynamo=True, external_data=False,
+                opset_version=opset, input_names=["images"], output_names=["embeddings"],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
+                verbose=False)
+        proto = onnx.load(str(tmp))
+        info = ModelInfo(
+            preprocessing=pre,
+            embedding_dim=int(run.config.embedding_dim),
+            threshold=float(run.info["threshold"]),
+            threshold_source=str(run.info.get("threshold_source", "")),
+            fingerprint=graph_fingerprint(proto),
+            name=name or Path(run_dir).resolve().name,
+            training=_training_summary(run, __version__),
+        )
+        set_model_info(proto, info)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        diff, batches = _parity(model, tmp, pre, seed)
+        if not diff <= tolerance:
+            raise ExportError(f"ONNX Runtime and PyTorch disagree: max |diff| {diff:.3g} > "
+                              f"tolerance {tolerance:g}; model not written")
+        os.replace(tmp, out_path)
+    except ExportError:
+        raise
+    except Exception as exc:  # the exporter raises many types; report in one line
+        raise ExportError(f"ONNX export failed: {type(exc).__name__}: "
+                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                          ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportReport(str(out_path), info, diff, tolerance, batches,
+                        out_path.stat().st_size, time.time() - started)
+
+
+def _parity_inputs(pre, batch: int, seed: int) -> np.ndarray:
+    """Normalised inputs from smooth random uint8 images (closer to photos than noise)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (batch, max(2, pre.height // 4), max(2, pre.width // 4),
+                                  pre.channels), dtype=np.uint8)
+    images = np.stack([cv2.resize(s, (pre.width, pre.height), interpolation=cv2.INTER_LINEAR)
+                       .reshape(pre.height, pre.width, pre.channels) for s in small])
+    return normalize(images, pre.mean, pre.std)
+
+
+def _parity(model, onnx_path: Path, pre, seed: int) -> tuple[float, tuple[int, ...]]:
+    """Max |ONNX Runtime − PyTorch| over a batch of 1 and a full batch."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    batches = (1, PARITY_BATCH)
+    for i, batch in enumerate(batches):
+        x = _parity_inputs(pre, batch, seed + 1 + i)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        (got,) = session.run(["embeddings"], {"images": x})
+        if got.shape != expected.shape:
+            raise ExportError(f"ONNX output shape {got.shape} != PyTorch {expected.shape}")
+        worst = max(worst, float(np.max(np.abs(got - expected))))
+    return worst, batches
+
+
+def _training_summary(run, version: str) -> dict:
+    config = run.config.to_dict()
+    info = run.info
+    return {
+        "data": os.path.basename(str(config.get("data", "")).rstrip("/")),
+        "loss": config.get("loss"), "backbone": config.get("backbone"),
+        "margin": config.get("margin"), "epochs": config.get("epochs"),
+        "steps_per_epoch": config.get("steps_per_epoch"), "batch_size": config.get("batch_size"),
+        "seed": config.get("seed"), "classes": info.get("class_names"),
+        "num_train_images": info.get("num_train_images"),
+        "val_eer": info.get("val_eer"), "val_auc": info.get("val_auc"),
+        "trained_at": info.get("trained_at"), "torch_version": info.get("torch_version"),
+        "siamese_edge_version": version,
+    }

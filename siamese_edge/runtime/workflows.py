@@ -1,0 +1,134 @@
+"""The runtime's whole jobs, one function each, for the CLI and for programs alike.
+
+Each function opens what it needs, does one job and returns plain results; none prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from siamese_edge.errors import ImageReadError, InvalidInputError
+from siamese_edge.runtime.embedder import Embedder
+from siamese_edge.runtime.gallery import Gallery, validate_name
+from siamese_edge.runtime.imageio import is_image_path, read_image
+from siamese_edge.runtime.verifier import Decision, Verifier
+
+
+@dataclass
+class EnrollReport:
+    """What an enrolment stored and what it skipped."""
+
+    enrolled: dict[str, int] = field(default_factory=dict)  # identity -> templates added
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+
+    def to_dict(self) -> dict:
+        return {"enrolled": self.enrolled,
+                "failures": [{"file": f, "error": e} for f, e in self.failures]}
+
+
+def list_images(root: Path) -> list[Path]:
+    """Image files directly inside ``root``, sorted by name."""
+    return sorted(p for p in root.iterdir() if p.is_file() and is_image_path(p))
+
+
+def read_images(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:
+    """Read every image, failing on the first bad one (nothing is half done)."""
+    if not paths:
+        raise InvalidInputError("no images given")
+    return [read_image(p) for p in paths]
+
+
+def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
+                 paths: Sequence[str | os.PathLike[str]]) -> EnrollReport:
+    """Enroll ``paths`` as templates of ``name``: all of them in one transaction, or none."""
+    name = validate_name(name)
+    images = read_images(paths)
+    gallery.enroll(name, embedder.embed(images), sources=[str(p) for p in paths])
+    return EnrollReport(enrolled={name: len(images)})
+
+
+def enroll_directory(embedder: Embedder, gallery: Gallery,
+                     root: str | os.PathLike[str]) -> EnrollReport:
+    """Enroll ``root/<identity>/*.png|jpg…``, one transaction per identity.
+
+    Unreadable files are reported in ``failures`` and skipped; the good ones are kept.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidInputError(f"{root}: not a directory")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise InvalidInputError(f"{root}: no identity subfolders (expected DIR/<name>/*.png)")
+    report = EnrollReport()
+    for folder in folders:
+        try:
+            name = validate_name(folder.name)
+        except InvalidInputError as exc:
+            report.failures.append((str(folder), str(exc)))
+            continue
+        images, sources = [], []
+        for path in list_images(folder):
+            try:
+                images.append(read_image(path))
+                sources.append(str(path))
+            except ImageReadError as exc:
+                report.failures.append((str(path), str(exc)))
+        if not images:
+            report.failures.append((str(folder), "no readable images"))
+            continue
+        gallery.enroll(name, embedder.embed(images), sources=sources)
+        report.enrolled[name] = len(images)
+    return report
+
+
+def decide_files(embedder: Embedder, gallery: Gallery, paths: Sequence[str | os.PathLike[str]],
+                 identity: str | None = None, threshold: float | None = None,
+                 top_k: int = 3) -> list[Decision]:
+    """1:1 against ``identity`` when given, else 1:N; one decision per file."""
+    images = read_images(paths)
+    verifier = Verifier(embedder, gallery, threshold)
+    if identity is not None:
+        return verifier.verify(images, identity)
+    return verifier.identify(images, top_k)
+
+
+@dataclass
+class EmbeddingSet:
+    embeddings: np.ndarray
+    paths: list[str]
+    labels: list[str]
+    failures: list[tuple[str, str]]
+
+    def save(self, out: str | os.PathLike[str], fingerprint: str) -> None:
+        """Write an ``.npz`` readable without pickle (strings stored as unicode arrays)."""
+        np.savez(out, embeddings=self.embeddings, paths=np.array(self.paths, dtype=str),
+                 labels=np.array(self.labels, dtype=str),
+                 model_fingerprint=np.array(fingerprint))
+
+
+def embed_inputs(embedder: Embedder, inputs: Sequence[str | os.PathLike[str]]) -> EmbeddingSet:
+    """Embed image files and folders (recursively); a file's label is its folder's name."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_image_path(p)))
+        elif item.exists():
+            files.append(item)
+        else:
+            raise InvalidInputError(f"{item}: no such file or directory")
+    images, kept, failures = [], [], []
+    for path in files:
+        try:
+            images.append(read_image(path))
+            kept.append(path)
+        except ImageReadError as exc:
+            failures.append((str(path), str(exc)))
+    if not images:
+        raise InvalidInputError("no readable images in the inputs")
+    return EmbeddingSet(embedder.embed(images), [str(p) for p in kept],
+                        [p.parent.name for p in kept], failures)

@@ -1,0 +1,103 @@
+"""enroll / verify / embed through the CLI on a generated model."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from siamese_edge.cli import COMMANDS, cli
+from siamese_edge.runtime.imageio import write_image
+
+
+@pytest.fixture()
+def people(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "people"
+    for name in ("ann", "ben", "cat"):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            write_image(root / name / f"{i}.png", rng.integers(0, 256, (24, 20, 3), np.uint8))
+    return root
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output and command in result.output
+
+
+def test_enroll_verify_identify_embed(tmp_path, tiny_model, people):
+    gallery = tmp_path / "g.sqlite"
+    result = run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people)
+    assert result.exit_code == 0, result.output
+    assert "3 identities, 6 templates" in result.output
+    result = run("enroll", "-m", tiny_model, "-g", gallery, "--json", "dan",
+                 people / "ann" / "0.png")
+    assert json.loads(result.output)["identities"]["dan"] == 1
+
+    result = run("verify", "-m", tiny_model, "-g", gallery, "--json", "-k", "2",
+                 people / "ben" / "1.png", people / "cat" / "0.png")
+    doc = json.loads(result.output)
+    assert doc["mode"] == "identify"
+    assert [r["answer"] for r in doc["results"]] == ["ben", "cat"]
+    assert len(doc["results"][0]["candidates"]) == 2
+
+    result = run("verify", "-m", tiny_model, "-g", gallery, "--identity", "ann",
+                 "--threshold", "0.9999", people / "ann" / "1.png", people / "ben" / "0.png")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert "MATCH" in lines[0] and "NO MATCH" in lines[1]
+
+    result = run("verify", "-m", tiny_model, "-g", gallery, "--threshold", "1.5",
+                 people / "ann" / "1.png")
+    assert " unknown " in result.output
+
+    out = tmp_path / "e.npz"
+    result = run("embed", "-m", tiny_model, "--out", out, people)
+    assert result.exit_code == 0, result.output
+    data = np.load(out, allow_pickle=False)
+    assert data["embeddings"].shape == (6, 8)
+    assert sorted(set(data["labels"].tolist())) == ["ann", "ben", "cat"]
+
+
+@pytest.mark.parametrize("case", ["missing-image", "unknown-identity", "other-model",
+                                  "missing-model", "not-a-model", "not-a-gallery"])
+def test_bad_input_is_one_line_and_nonzero(tmp_path, tiny_model, other_tiny_model, people, case):
+    gallery = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people).exit_code == 0
+    before = gallery.read_bytes()
+    probe = people / "ann" / "0.png"
+    args = {
+        "missing-image": ("verify", "-m", tiny_model, "-g", gallery, tmp_path / "nope.png"),
+        "unknown-identity": ("verify", "-m", tiny_model, "-g", gallery, "-i", "zed", probe),
+        "other-model": ("verify", "-m", other_tiny_model, "-g", gallery, probe),
+        "missing-model": ("verify", "-m", tmp_path / "none.onnx", "-g", gallery, probe),
+        "not-a-model": ("verify", "-m", probe, "-g", gallery, probe),
+        "not-a-gallery": ("enroll", "-m", tiny_model, "-g", probe, "x", probe),
+    }[case]
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+    assert gallery.read_bytes() == before
+
+
+def test_partial_directory_enrolment_keeps_good_files(tmp_path, tiny_model, people):
+    (people / "ann" / "broken.png").write_bytes(b"\x89PNG garbage")
+    gallery = tmp_path / "g.sqlite"
+    result = run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people, "--json")
+    assert result.exit_code == 3
+    doc = json.loads(result.output[result.output.index("{"):])
+    assert doc["identities"] == {"ann": 2, "ben": 2, "cat": 2}
+    assert doc["failures"][0]["file"].endswith("broken.png")
+
+
+def test_enroll_usage_errors(tmp_path, tiny_model, people):
+    assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
+    assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2

@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from siamese_edge.errors import ImageReadError
+from siamese_edge.runtime.imageio import read_image, write_image
+
+
+def test_reads_colour_as_rgb_and_gray_as_one_channel(tmp_path: Path):
+    bgr = np.zeros((5, 7, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's order
+    cv2.imwrite(str(tmp_path / "c.png"), bgr)
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((4, 6), 77, np.uint8))
+    colour = read_image(tmp_path / "c.png")
+    assert colour.shape == (5, 7, 3) and colour[0, 0].tolist() == [0, 0, 200]
+    gray = read_image(tmp_path / "g.png")
+    assert gray.shape == (4, 6, 1) and gray.max() == 77
+
+
+def test_write_then_read_round_trip(tmp_path: Path):
+    image = np.random.default_rng(0).integers(0, 255, (9, 8, 3), dtype=np.uint8)
+    write_image(tmp_path / "x.png", image)
+    assert np.array_equal(read_image(tmp_path / "x.png"), image)
+
+
+@pytest.mark.parametrize("content,why", [(b"", "empty"), (b"not an image at all", "readable"),
+                                         (None, "no such file")])
+def test_bad_files_raise_one_line_errors(tmp_path: Path, content, why):
+    path = tmp_path / "bad.png"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=why) as info:
+        read_image(path)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_png_is_refused(tmp_path: Path):
+    ok, data = cv2.imencode(".png", np.random.default_rng(1).integers(0, 255, (64, 64),
+                                                                        dtype=np.uint8))
+    (tmp_path / "t.png").write_bytes(data.tobytes()[: len(data) // 2])
+    with pytest.raises(ImageReadError):
+        read_image(tmp_path / "t.png")

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from siamese_edge.errors import UnknownIdentityError
+from siamese_edge.runtime.gallery import Gallery
+from siamese_edge.runtime.onnxruntime_embedder import OnnxRuntimeEmbedder
+from siamese_edge.runtime.verifier import Verifier
+
+
+def images(seed, n=3):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (16, 16), dtype=np.uint8) for _ in range(n)]
+
+
+def test_enrolled_images_are_identified_and_thresholds_give_unknown(tmp_path, tiny_model):
+    people = {"ann": images(1), "ben": images(2), "cat": images(3)}
+    with OnnxRuntimeEmbedder(tiny_model) as embedder, \
+            Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
+        for name, imgs in people.items():
+            gallery.enroll(name, embedder.embed(imgs))
+        verifier = Verifier(embedder, gallery, threshold=0.999)
+        probes = people["ann"][:1] + people["cat"][2:]
+        decisions = verifier.identify(probes, k=2)
+        assert [d.answer for d in decisions] == ["ann", "cat"]
+        assert all(d.score == pytest.approx(1.0, abs=1e-5) for d in decisions)
+        assert len(decisions[0].candidates) == 2
+        strict = Verifier(embedder, gallery, threshold=1.01)
+        assert [d.answer for d in strict.identify(probes)] == ["unknown", "unknown"]
+        one_to_one = verifier.verify(probes, "ann")
+        assert one_to_one[0].accepted and one_to_one[0].identity == "ann"
+        with pytest.raises(UnknownIdentityError):
+            verifier.verify(probes, "zed")
+
+
+def test_default_threshold_comes_from_the_model(tmp_path, tiny_model):
+    with OnnxRuntimeEmbedder(tiny_model) as embedder, \
+            Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
+        assert Verifier(embedder, gallery).threshold == embedder.info.threshold
+
+
+def test_embedder_outside_with_block_is_an_error(tiny_model):
+    with pytest.raises(RuntimeError):
+        OnnxRuntimeEmbedder(tiny_model).embed(images(0))

@@ -1,0 +1,66 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc, threshold_at_far
+
+
+def reference_auc(genuine, impostor):
+    wins = sum(1.0 if g > i else 0.5 if g == i else 0.0
+               for g, i in itertools.product(genuine, impostor))
+    return wins / (len(genuine) * len(impostor))
+
+
+def rates(genuine, impostor, t):
+    far = sum(s >= t for s in impostor) / len(impostor)
+    frr = sum(s < t for s in genuine) / len(genuine)
+    return far, frr
+
+
+def test_perfectly_separated_scores():
+    genuine, impostor = [0.9, 0.8, 0.95], [0.1, 0.2, 0.3, 0.0]
+    assert roc_auc(genuine, impostor) == 1.0
+    eer, t = equal_error_rate(genuine, impostor)
+    assert eer == 0.0 and rates(genuine, impostor, t) == (0.0, 0.0)
+
+
+def test_reversed_scores():
+    assert roc_auc([0.1, 0.2], [0.8, 0.9]) == 0.0
+    assert equal_error_rate([0.1, 0.2], [0.8, 0.9])[0] == 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_against_reference_on_random_scores(seed):
+    rng = np.random.default_rng(seed)
+    genuine = np.round(rng.normal(0.6, 0.2, 40), 2)  # rounding makes ties
+    impostor = np.round(rng.normal(0.3, 0.2, 60), 2)
+    assert roc_auc(genuine, impostor) == pytest.approx(reference_auc(genuine, impostor))
+    eer, t = equal_error_rate(genuine, impostor)
+    far, frr = rates(genuine, impostor, t)
+    assert eer == pytest.approx((far + frr) / 2)
+    # no threshold (tried at every score) has a smaller FAR/FRR gap
+    gaps = [abs(np.subtract(*rates(genuine, impostor, s))) for s in
+            np.concatenate([genuine, impostor])]
+    assert abs(far - frr) <= min(gaps) + 1e-12
+
+
+def test_threshold_at_far_is_the_lowest_admissible():
+    rng = np.random.default_rng(3)
+    genuine, impostor = rng.normal(1, 1, 500), rng.normal(0, 1, 1000)
+    t, far, tar = threshold_at_far(genuine, impostor, 0.01)
+    assert far <= 0.01 and rates(genuine, impostor, t)[0] == far
+    assert tar == pytest.approx(1 - rates(genuine, impostor, t)[1])
+    lower = np.max(impostor[impostor < t])  # accepting one more impostor breaks the target
+    assert rates(genuine, impostor, lower)[0] > 0.01
+
+
+def test_pair_scores_split_by_label():
+    e = np.eye(3, dtype=np.float32)[[0, 0, 1]]
+    genuine, impostor = pair_scores(e, np.array([5, 5, 7]))
+    assert genuine.tolist() == [1.0] and impostor.tolist() == [0.0, 0.0]
+
+
+def test_nan_scores_are_refused():
+    with pytest.raises(ValueError):
+        roc_auc([np.nan], [0.1])
