@@ -18,6 +18,7 @@ COMMANDS = {
     "enroll": "siamese_edge.cli.enroll:enroll",
     "verify": "siamese_edge.cli.verify:verify",
     "embed": "siamese_edge.cli.embed:embed",
+    "evaluate": "siamese_edge.cli.evaluate:evaluate",
 }
 
 

@@ -132,3 +132,47 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[str | os.PathLike[str]]) -
         raise InvalidInputError("no readable images in the inputs")
     return EmbeddingSet(embedder.embed(images), [str(p) for p in kept],
                         [p.parent.name for p in kept], failures)
+
+
+def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
+                   labels: str | os.PathLike[str] | None = None,
+                   classes: Sequence[str] | None = None, target_far: float = 1e-3,
+                   n_way: int = 5, seed: int = 0, progress=None):
+    """Embed a labelled dataset and evaluate verification on it.
+
+    Returns:
+        ``(EvaluationReport, genuine_scores, impostor_scores)``.
+    """
+    from siamese_edge.data.loading import load_dataset
+    from siamese_edge.evaluation import evaluate_embeddings
+
+    pre = embedder.info.preprocessing
+    dataset = load_dataset(data, labels=labels, height=pre.height, width=pre.width,
+                           channels=pre.channels, classes=list(classes) if classes else None)
+    embeddings = np.empty((len(dataset.labels), embedder.info.embedding_dim), np.float32)
+    step = 1024
+    for start in range(0, len(embeddings), step):
+        embeddings[start:start + step] = embedder.embed(dataset.images[start:start + step])
+        if progress:
+            progress(min(start + step, len(embeddings)), len(embeddings))
+    try:
+        report, genuine, impostor = evaluate_embeddings(
+            embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed)
+    except ValueError as exc:
+        raise InvalidInputError(f"{data}: {exc}") from None
+    report.extras["data"] = str(data)
+    report.extras["classes"] = [dataset.class_names[c] for c in np.unique(dataset.labels)]
+    return report, genuine, impostor
+
+
+def write_threshold(model_path: str | os.PathLike[str], threshold: float, far: float,
+                    tar: float, data: str, impostor_pairs: int) -> None:
+    """Store a calibrated threshold in the model's metadata; ``verify`` then uses it."""
+    from siamese_edge.model_info import METADATA_KEY
+    from siamese_edge.onnx_metadata import write_metadata_entry
+    from siamese_edge.runtime.model_file import read_model_info
+
+    info = read_model_info(model_path)
+    calibration = {"far": far, "tar": tar, "data": data, "impostor_pairs": impostor_pairs}
+    updated = info.with_threshold(threshold, f"FAR {far:g} on {data}", calibration)
+    write_metadata_entry(model_path, METADATA_KEY, updated.to_json())

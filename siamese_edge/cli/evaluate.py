@@ -1,0 +1,93 @@
+"""``siamese-edge evaluate``: verification accuracy of a model on labelled data."""
+
+from __future__ import annotations
+
+import click
+
+from siamese_edge.cli.options import backend_option, batch_option, json_option, model_option, \
+    print_json
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+@click.command("evaluate")
+@model_option
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--labels", type=click.Path(dir_okay=False, exists=True),
+              help="IDX labels file, when DATA is an IDX images file.")
+@click.option("--classes", help="Comma-separated class names/ids to evaluate on (e.g. 6,7,8,9).")
+@click.option("--far", "target_far", default=1e-3, show_default=True, type=float,
+              help="Target false accept rate for the calibrated threshold.")
+@click.option("--n-way", default=5, show_default=True, type=click.IntRange(2, 1000),
+              help="N of the N-way 1-shot test (capped at the number of identities).")
+@click.option("--plots", type=click.Path(file_okay=False),
+              help="Write roc.png and scores.png into this folder.")
+@click.option("--write-threshold", is_flag=True,
+              help="Store the threshold reaching --far in the model's metadata.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@backend_option
+@batch_option
+@json_option
+def evaluate(model: str, data: str, labels: str | None, classes: str | None, target_far: float,
+             n_way: int, plots: str | None, write_threshold: bool, seed: int, backend: str,
+             batch_size: int, as_json: bool) -> None:
+    """Measure MODEL's verification accuracy on DATA's identities.
+
+    \b
+    Examples:
+      siamese-edge evaluate -m model.onnx people/
+      siamese-edge evaluate -m model.onnx t10k-images-idx3-ubyte.gz \\
+          --labels t10k-labels-idx1-ubyte.gz --classes 6,7,8,9 --far 1e-3 --write-threshold
+
+    Reports ROC AUC, EER, TAR at FAR 1e-2/1e-3/1e-4, rank-1 identification and N-way 1-shot
+    accuracy, and the threshold that reaches the target FAR.
+    """
+    from siamese_edge.errors import InvalidInputError
+    from siamese_edge.runtime.backends import create_embedder
+    from siamese_edge.runtime.workflows import evaluate_model
+    from siamese_edge.runtime.workflows import write_threshold as store_threshold
+
+    if not 0 < target_far < 1:
+        raise click.BadParameter("must be between 0 and 1", param_hint="--far")
+    wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+
+    def progress(done: int, total: int) -> None:
+        if not as_json:
+            click.echo(f"\rembedding {done}/{total}", err=True, nl=done == total)
+
+    with create_embedder(model, backend=backend, batch_size=batch_size) as embedder:
+        report, genuine, impostor = evaluate_model(embedder, data, labels, wanted, target_far,
+                                                   n_way, seed, progress)
+    doc = report.to_dict()
+    if plots:
+        from siamese_edge.plots import save_evaluation_plots
+
+        doc["plots"] = save_evaluation_plots(plots, genuine, impostor,
+                                             report.threshold_at_target or report.eer_threshold)
+    if write_threshold:
+        if report.threshold_at_target is None:
+            raise InvalidInputError(f"too few impostor pairs to calibrate at FAR {target_far:g}"
+                                    f" ({report.far_notes})")
+        store_threshold(model, report.threshold_at_target, target_far, report.tar_at_target,
+                        data, report.impostor_pairs)
+        doc["threshold_written"] = report.threshold_at_target
+    if as_json:
+        print_json(doc)
+        return
+    click.echo(f"{report.num_images} images, {report.num_identities} identities, "
+               f"{report.genuine_pairs} genuine / {report.impostor_pairs} impostor pairs")
+    click.echo(f"ROC AUC   {report.auc:.4f}")
+    click.echo(f"EER       {report.eer:.4f}  (threshold {report.eer_threshold:.4f})")
+    for far, tar in report.tar_at_far.items():
+        note = f"  ({report.far_notes[far]})" if far in report.far_notes else ""
+        click.echo(f"TAR@FAR={far:<5} {_fmt(tar)}{note}")
+    click.echo(f"rank-1    {_fmt(report.rank1)}  (one template per identity)")
+    click.echo(f"{report.n_way}-way 1-shot {_fmt(report.n_way_one_shot)}")
+    if report.threshold_at_target is not None:
+        click.echo(f"threshold at FAR {target_far:g}: {report.threshold_at_target:.4f} "
+                   f"(TAR {report.tar_at_target:.4f})"
+                   + ("  -> written to model" if write_threshold else ""))
+    for path in doc.get("plots", []):
+        click.echo(f"plot: {path}")

@@ -1,0 +1,142 @@
+"""Verification-grade evaluation of embeddings: ROC, EER, TAR@FAR, rank-1, N-way 1-shot.
+
+numpy only, so it runs on the deployment runtime. All scores are cosine similarities of
+L2-normalised embeddings; a pair is accepted when ``score >= threshold``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc, threshold_at_far
+
+DEFAULT_FARS = (1e-2, 1e-3, 1e-4)
+#: a FAR is reported only when at least this many impostor pairs back it (10 false accepts)
+MIN_FALSE_ACCEPTS = 10
+MAX_IMAGES_FOR_PAIRS = 5000
+
+
+@dataclass
+class EvaluationReport:
+    """All numbers of one evaluation; ``to_dict()`` is the ``--json`` output."""
+
+    num_images: int
+    num_identities: int
+    genuine_pairs: int
+    impostor_pairs: int
+    auc: float
+    eer: float
+    eer_threshold: float
+    tar_at_far: dict[str, float | None]
+    far_notes: dict[str, str]
+    target_far: float
+    threshold_at_target: float | None
+    tar_at_target: float | None
+    rank1: float | None
+    n_way: int
+    n_way_one_shot: float | None
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def far_key(far: float) -> str:
+    return f"{far:.0e}".replace("e-0", "e-")
+
+
+def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
+                        fars: tuple[float, ...] = DEFAULT_FARS, target_far: float = 1e-3,
+                        n_way: int = 5, trials: int = 2000, seed: int = 0,
+                        ) -> tuple[EvaluationReport, np.ndarray, np.ndarray]:
+    """Evaluate embeddings of labelled images.
+
+    Pairs: every unordered pair of (at most 5,000, stratified) images. Rank-1: one random
+    template per identity enrolled, every other image a probe, averaged over 5 draws.
+    N-way 1-shot: ``trials`` episodes of N identities with one support image each.
+
+    Returns:
+        the report, and the genuine and impostor scores (for plots).
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    embeddings = np.asarray(embeddings, np.float32)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise ValueError("evaluation needs images of at least two identities")
+    subset = _stratified_subset(labels, MAX_IMAGES_FOR_PAIRS, rng)
+    genuine, impostor = pair_scores(embeddings[subset], labels[subset])
+    if genuine.size == 0:
+        raise ValueError("evaluation needs at least two images of one identity")
+    eer, eer_t = equal_error_rate(genuine, impostor)
+    tars: dict[str, float | None] = {}
+    notes: dict[str, str] = {}
+    for far in sorted(set(fars) | {target_far}, reverse=True):
+        needed = int(np.ceil(MIN_FALSE_ACCEPTS / far))
+        if impostor.size < needed:
+            tars[far_key(far)] = None
+            notes[far_key(far)] = (f"needs >= {needed} impostor pairs, have {impostor.size}: "
+                                   f"not meaningful")
+        else:
+            tars[far_key(far)] = threshold_at_far(genuine, impostor, far)[2]
+    t_target = tar_target = None
+    if tars.get(far_key(target_far)) is not None:
+        t_target, _, tar_target = threshold_at_far(genuine, impostor, target_far)
+    n = min(n_way, len(classes))
+    report = EvaluationReport(
+        num_images=len(labels), num_identities=len(classes), genuine_pairs=int(genuine.size),
+        impostor_pairs=int(impostor.size), auc=roc_auc(genuine, impostor), eer=eer,
+        eer_threshold=eer_t, tar_at_far=tars, far_notes=notes, target_far=target_far,
+        threshold_at_target=t_target, tar_at_target=tar_target,
+        rank1=rank1_accuracy(embeddings, labels, rng), n_way=n,
+        n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng))
+    return report, genuine, impostor
+
+
+def _stratified_subset(labels: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    if len(labels) <= limit:
+        return np.arange(len(labels))
+    keep = rng.permutation(len(labels))[:limit]
+    return np.sort(keep)
+
+
+def rank1_accuracy(embeddings: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                   draws: int = 5) -> float | None:
+    """Closed-set identification with one enrolled template per identity."""
+    classes = np.unique(labels)
+    members = [np.nonzero(labels == c)[0] for c in classes]
+    if min(len(m) for m in members) < 2:
+        return None
+    accuracies = []
+    for _ in range(draws):
+        templates = np.array([rng.choice(m) for m in members])
+        probes = np.setdiff1d(np.arange(len(labels)), templates)
+        scores = embeddings[probes] @ embeddings[templates].T
+        accuracies.append(float(np.mean(classes[np.argmax(scores, axis=1)] == labels[probes])))
+    return float(np.mean(accuracies))
+
+
+def n_way_one_shot(embeddings: np.ndarray, labels: np.ndarray, n: int, trials: int,
+                   rng: np.random.Generator) -> float | None:
+    """Accuracy of picking the right identity among ``n``, each shown once."""
+    classes = np.unique(labels)
+    members = {c: np.nonzero(labels == c)[0] for c in classes}
+    eligible = [c for c in classes if len(members[c]) >= 2]
+    if len(eligible) < n or n < 2:
+        return None
+    correct = 0
+    for _ in range(trials):
+        chosen = rng.choice(eligible, n, replace=False)
+        truth = rng.integers(n)
+        supports = []
+        for j, c in enumerate(chosen):
+            if j == truth:
+                support, query = rng.choice(members[c], 2, replace=False)
+            else:
+                support = rng.choice(members[c])
+            supports.append(support)
+        scores = embeddings[supports] @ embeddings[query]
+        correct += int(np.argmax(scores) == truth)
+    return correct / trials

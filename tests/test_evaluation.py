@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from siamese_edge.evaluation import evaluate_embeddings, n_way_one_shot, rank1_accuracy
+
+
+def clustered(n_classes=4, per_class=30, spread=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.eye(16, dtype=np.float32)[:n_classes]
+    labels = np.repeat(np.arange(n_classes), per_class)
+    e = centres[labels] + rng.normal(0, spread, (len(labels), 16)).astype(np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True), labels
+
+
+def test_separated_clusters_score_perfectly():
+    e, labels = clustered()
+    report, genuine, impostor = evaluate_embeddings(e, labels, fars=(1e-2,), target_far=1e-2)
+    assert report.auc == 1.0 and report.eer == 0.0
+    assert report.rank1 == 1.0 and report.n_way_one_shot == 1.0 and report.n_way == 4
+    assert report.tar_at_far["1e-2"] == 1.0
+    assert report.genuine_pairs == 4 * 30 * 29 // 2 == genuine.size
+
+
+def test_random_embeddings_are_at_chance():
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=(400, 32)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    labels = rng.integers(0, 4, 400)
+    report, _, _ = evaluate_embeddings(e, labels, fars=(1e-2,), target_far=1e-2)
+    assert abs(report.auc - 0.5) < 0.05 and abs(report.eer - 0.5) < 0.06
+    assert abs(report.n_way_one_shot - 0.25) < 0.05
+
+
+def test_far_without_enough_impostors_is_flagged():
+    e, labels = clustered(n_classes=2, per_class=5)
+    report, _, _ = evaluate_embeddings(e, labels, fars=(1e-2, 1e-4), target_far=1e-4)
+    assert report.tar_at_far["1e-4"] is None and "not meaningful" in report.far_notes["1e-4"]
+    assert report.threshold_at_target is None
+
+
+def test_rank1_and_n_way_detect_confusion():
+    e, labels = clustered()
+    swapped = labels.copy()
+    swapped[labels == 0], swapped[labels == 1] = 1, 0  # ground truth now wrong for 2 of 4
+    rng = np.random.default_rng(0)
+    assert rank1_accuracy(e, labels, rng) == 1.0
+    assert n_way_one_shot(e, swapped, 4, 500, rng) == 1.0  # relabelling is not confusion
+    merged = np.where(labels == 1, 0, labels)  # two clusters share a label
+    assert n_way_one_shot(e, merged, 3, 500, rng) < 1.0
+
+
+def test_single_identity_is_refused():
+    with pytest.raises(ValueError):
+        evaluate_embeddings(*clustered(n_classes=1))

@@ -1,0 +1,30 @@
+import json
+
+import pytest
+
+from siamese_edge.model_info import METADATA_KEY
+from siamese_edge.onnx_metadata import read_metadata, write_metadata_entry
+from siamese_edge.runtime.model_file import read_model_info
+
+
+def test_rewrite_keeps_graph_and_other_entries(tmp_path, tiny_model):
+    onnx = pytest.importorskip("onnx")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(tiny_model.read_bytes())
+    model = onnx.load(str(path))
+    model.metadata_props.add(key="author", value="test")
+    onnx.save(model, str(path))
+    graph_before = onnx.load(str(path)).graph.SerializeToString()
+
+    info = read_model_info(path)
+    updated = info.with_threshold(0.123, "FAR 1e-3 on test data")
+    write_metadata_entry(path, METADATA_KEY, updated.to_json())
+
+    assert read_model_info(path).threshold == pytest.approx(0.123)
+    meta = read_metadata(path)
+    assert meta["author"] == "test"
+    assert json.loads(meta[METADATA_KEY])["threshold_source"] == "FAR 1e-3 on test data"
+    reloaded = onnx.load(str(path))
+    onnx.checker.check_model(reloaded)
+    assert reloaded.graph.SerializeToString() == graph_before
+    assert [p.key for p in reloaded.metadata_props].count(METADATA_KEY) == 1
