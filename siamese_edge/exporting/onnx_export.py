@@ -9,9 +9,11 @@ into place only after the parity check passes, so a failed export never leaves a
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +99,14 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
     model = run.model.eval()
     example = torch.from_numpy(_parity_inputs(pre, 2, seed))
 
+    # The exporter logs about absent torchvision ops and deprecations: not the user's concern.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=out_path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, (example,), str(tmp), dynamo=True, external_data=False,
                 opset_version=opset, input_names=["images"], output_names=["embeddings"],

@@ -1,0 +1,124 @@
+"""``siamese-edge train``: train an embedding network (needs the ``train`` extra)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from siamese_edge.cli.options import json_option, print_json
+
+
+def _size(value: str | None) -> tuple[int | None, int | None]:
+    if not value:
+        return None, None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter("expected HxW, e.g. 28x28", param_hint="--input-size") from None
+    if h < 1 or w < 1:
+        raise click.BadParameter("sizes must be positive", param_hint="--input-size")
+    return h, w
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Run directory to write (checkpoint, config, logs).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False),
+              help="IDX labels file, when DATA is an IDX images file.")
+@click.option("--loss", type=click.Choice(["triplet", "contrastive"]), default="triplet",
+              show_default=True)
+@click.option("--miner", type=click.Choice(["batch-hard", "semi-hard", "batch-all"]),
+              default="semi-hard", show_default=True, help="Triplet mining in the batch.")
+@click.option("--backbone", type=click.Choice(["small_cnn", "seed"]), default="small_cnn",
+              show_default=True)
+@click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096))
+@click.option("--margin", type=float, help="Loss margin [triplet 0.2, contrastive 1.0].")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
+              help="Images per triplet batch (P×K) / pairs per contrastive batch.")
+@click.option("--k-per-identity", default=4, show_default=True, type=click.IntRange(2),
+              help="K of the P×K triplet batches.")
+@click.option("--lr", default=3e-3, show_default=True, type=float)
+@click.option("--weight-decay", default=5e-4, show_default=True, type=float)
+@click.option("--schedule", type=click.Choice(["onecycle", "cosine", "constant"]),
+              default="onecycle", show_default=True)
+@click.option("--augment/--no-augment", default=True, show_default=True,
+              help="Random shift, rotation, scale, brightness and contrast.")
+@click.option("--hflip", is_flag=True, help="Also flip images horizontally when augmenting.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--input-size", help="Resize images to HxW (default: the data's size).")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="1 = gray, 3 = RGB.")
+@click.option("--classes", help="Comma-separated classes to train on (e.g. 0,1,2,3,4,5).")
+@click.option("--val-fraction", default=0.1, show_default=True, type=float)
+@click.option("--val-split", type=click.Choice(["auto", "identity", "sample"]), default="auto",
+              show_default=True, help="Hold out identities or images for validation.")
+@click.option("--patience", default=0, show_default=True, type=click.IntRange(0),
+              help="Stop after this many epochs without a better validation EER (0: never).")
+@click.option("--pairs-label-means", "label_means", type=click.Choice(["similar", "dissimilar"]),
+              default="similar", show_default=True, help="For a pairs CSV: what label 1 means.")
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
+@json_option
+def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbone: str,
+          embedding_dim: int, margin: float | None, epochs: int, steps_per_epoch: int,
+          batch_size: int, k_per_identity: int, lr: float, weight_decay: float, schedule: str,
+          augment: bool, hflip: bool, seed: int, input_size: str | None, channels: str | None,
+          classes: str | None, val_fraction: float, val_split: str, patience: int,
+          label_means: str, threads: int | None, resume: bool, as_json: bool) -> None:
+    """Train an embedding network on DATA and write a run directory.
+
+    \b
+    DATA is an image folder (DATA/<identity>/*.png|jpg), an IDX images file with
+    --labels, or a pairs CSV (img1,img2,label; label 1 = same identity).
+
+    \b
+    Example:
+      siamese-edge train train-images-idx3-ubyte.gz --labels train-labels-idx1-ubyte.gz \\
+          --out runs/fashion --epochs 10
+    """
+    try:
+        from siamese_edge.training.config import TrainConfig
+        from siamese_edge.training.trainer import train as run_training
+    except ImportError as exc:
+        from siamese_edge.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"training needs the train extra ({exc.name} missing): "
+                                     f"pip install 'siamese-edge[train]'") from None
+    height, width = _size(input_size)
+    config = TrainConfig(
+        data=data, out=out, labels=labels, loss=loss, miner=miner, backbone=backbone,
+        embedding_dim=embedding_dim, margin=margin, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, batch_size=batch_size, k_per_identity=k_per_identity,
+        lr=lr, weight_decay=weight_decay, schedule=schedule, augment=augment, hflip=hflip,
+        seed=seed, height=height, width=width, channels=int(channels) if channels else None,
+        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        val_fraction=val_fraction, val_split=val_split, patience=patience,
+        label_means=label_means, threads=threads)
+    interactive = sys.stderr.isatty()
+
+    def progress(event: dict) -> None:
+        if event["event"] == "step" and interactive:
+            click.echo(f"\repoch {event['epoch']}/{event['epochs']} step {event['step']}/"
+                       f"{event['steps']} loss {event['loss']:.4f}", err=True, nl=False)
+        elif event["event"] == "epoch":
+            click.echo(("\r" if interactive else "") +
+                       f"epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}  "
+                       f"active {event['active_fraction']:.2f}  val EER {event['val_eer']:.4f}"
+                       f"  val AUC {event['val_auc']:.4f}  {event['seconds']:.1f}s"
+                       + ("  *" if event["best"] else ""), err=True)
+        elif event["event"] == "early_stop":
+            click.echo(f"early stop at epoch {event['epoch']} (best {event['best_epoch']})",
+                       err=True)
+
+    result = run_training(config, progress, resume=resume)
+    info = result.info
+    if as_json:
+        print_json({"run_dir": str(result.run_dir), **info, "log": result.log})
+        return
+    click.echo(f"wrote {result.run_dir} (best epoch {info['best_epoch']}, validation EER "
+               f"{info['val_eer']:.4f}, AUC {info['val_auc']:.4f}, threshold "
+               f"{info['threshold']:.3f}, {info['seconds']:.0f}s)")
+    click.echo(f"next: siamese-edge export {result.run_dir} --out model.onnx")

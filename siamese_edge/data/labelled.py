@@ -1,0 +1,76 @@
+"""A labelled image set: the one in-memory form every data source is read into."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from siamese_edge.errors import DatasetError
+
+
+@dataclass
+class LabelledImages:
+    """Images with identity labels.
+
+    Attributes:
+        images: uint8 ``(N, H, W, C)``, C = 1 (gray) or 3 (RGB).
+        labels: int64 ``(N,)``, indices into ``class_names``.
+        class_names: identity names.
+        paths: the source file of each image, when read from files.
+        pairs: explicit pairs ``(M, 3)``: index i, index j, same (1) / different (0), when
+            the data came as a pairs CSV.
+        warnings: files that could not be read (skipped), one line each.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    paths: list[str] | None = None
+    pairs: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or self.images.dtype != np.uint8:
+            raise DatasetError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} "
+                               f"{self.images.shape}")
+        if len(self.images) != len(self.labels):
+            raise DatasetError("one label per image expected")
+        self.labels = np.asarray(self.labels, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(height, width, channels)."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, indices: np.ndarray) -> LabelledImages:
+        """The images at ``indices`` (explicit pairs are kept where both ends are)."""
+        indices = np.asarray(indices, np.int64)
+        pairs = None
+        if self.pairs is not None:
+            position = np.full(len(self), -1, np.int64)
+            position[indices] = np.arange(len(indices))
+            mapped = np.stack([position[self.pairs[:, 0]], position[self.pairs[:, 1]],
+                               self.pairs[:, 2]], axis=1)
+            pairs = mapped[(mapped[:, 0] >= 0) & (mapped[:, 1] >= 0)]
+        return LabelledImages(self.images[indices], self.labels[indices], self.class_names,
+                              [self.paths[i] for i in indices] if self.paths else None, pairs,
+                              list(self.warnings))
+
+    def select_classes(self, wanted: Sequence[str | int]) -> LabelledImages:
+        """Only the images of the given classes (names, or integer ids as numbers/strings)."""
+        ids = set()
+        for item in wanted:
+            key = str(item)
+            if key in self.class_names:
+                ids.add(self.class_names.index(key))
+            elif key.lstrip("-").isdigit() and 0 <= int(key) < len(self.class_names):
+                ids.add(int(key))
+            else:
+                raise DatasetError(f"no class {item!r} in the data (classes: "
+                                   f"{', '.join(self.class_names[:20])})")
+        return self.subset(np.nonzero(np.isin(self.labels, sorted(ids)))[0])

@@ -1,0 +1,76 @@
+"""The training configuration: one field per ``siamese-edge train`` option."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from siamese_edge.errors import InvalidInputError
+
+LOSSES = ("triplet", "contrastive")
+SCHEDULES = ("onecycle", "cosine", "constant")
+VAL_SPLITS = ("auto", "identity", "sample")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as ``config.json`` in the run."""
+
+    data: str
+    out: str
+    labels: str | None = None
+    loss: str = "triplet"
+    miner: str = "semi-hard"
+    backbone: str = "small_cnn"
+    embedding_dim: int = 64
+    margin: float | None = None  # None: 0.2 for triplet, 1.0 for contrastive
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = 64
+    k_per_identity: int = 4
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    augment: bool = True
+    hflip: bool = False
+    seed: int = 0
+    height: int | None = None
+    width: int | None = None
+    channels: int | None = None
+    classes: list[str] | None = None
+    val_fraction: float = 0.1
+    val_split: str = "auto"
+    patience: int = 0  # epochs without validation improvement before stopping; 0 = never
+    label_means: str = "similar"
+    device: str = "cpu"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise InvalidInputError(f"unknown loss {self.loss!r} ({', '.join(LOSSES)})")
+        if self.schedule not in SCHEDULES:
+            raise InvalidInputError(f"unknown schedule {self.schedule!r}")
+        if self.val_split not in VAL_SPLITS:
+            raise InvalidInputError(f"unknown validation split {self.val_split!r}")
+        for name in ("epochs", "steps_per_epoch", "batch_size", "embedding_dim",
+                     "k_per_identity"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be at least 1")
+        if self.loss == "triplet" and self.batch_size < 2 * self.k_per_identity:
+            raise InvalidInputError("triplet batches need batch_size >= 2 * k_per_identity")
+        if not 0.0 <= self.val_fraction < 0.9:
+            raise InvalidInputError("val_fraction must be in [0, 0.9)")
+
+    @property
+    def loss_margin(self) -> float:
+        if self.margin is not None:
+            return float(self.margin)
+        return 0.2 if self.loss == "triplet" else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

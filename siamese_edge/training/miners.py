@@ -1,0 +1,68 @@
+"""Online triplet mining inside a batch. A miner is an object given to the training step:
+``miner(embeddings, labels) -> (anchor_idx, positive_idx, negative_idx)``.
+
+- :class:`BatchHardMiner` (Hermans et al., 2017): per anchor, its farthest positive and
+  nearest negative.
+- :class:`SemiHardMiner` (Schroff et al., FaceNet): per positive pair, the nearest negative
+  that is still farther than the positive but inside the margin.
+- :class:`BatchAllMiner`: every valid triplet (pair it with ``TripletLoss(reduction=
+  "mean_active")``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def pairwise_distances(embeddings: torch.Tensor) -> torch.Tensor:
+    squared = torch.cdist(embeddings, embeddings).pow(2)
+    return squared.clamp_min(1e-12).sqrt()
+
+
+def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return same & ~eye, ~same
+
+
+class BatchHardMiner:
+    def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> Triplets:
+        with torch.no_grad():
+            d = pairwise_distances(embeddings)
+            positive, negative = _masks(labels)
+            valid = positive.any(1) & negative.any(1)
+            hardest_p = d.masked_fill(~positive, -1.0).argmax(1)
+            hardest_n = d.masked_fill(~negative, float("inf")).argmin(1)
+            anchors = torch.nonzero(valid).squeeze(1)
+        return anchors, hardest_p[anchors], hardest_n[anchors]
+
+
+class SemiHardMiner:
+    def __init__(self, margin: float = 0.2) -> None:
+        self.margin = margin
+
+    def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> Triplets:
+        with torch.no_grad():
+            d = pairwise_distances(embeddings)
+            positive, negative = _masks(labels)
+            a, p = torch.nonzero(positive, as_tuple=True)
+            d_ap = d[a, p][:, None]
+            d_an = d[a]  # (pairs, N)
+            semi = negative[a] & (d_an > d_ap) & (d_an < d_ap + self.margin)
+            n = d_an.masked_fill(~semi, float("inf")).argmin(1)
+            found = semi.any(1)
+        return a[found], p[found], n[found]
+
+
+class BatchAllMiner:
+    def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> Triplets:
+        with torch.no_grad():
+            positive, negative = _masks(labels)
+            valid = positive[:, :, None] & negative[:, None, :]
+            a, p, n = torch.nonzero(valid, as_tuple=True)
+        return a, p, n
+
+
+MINERS = {"batch-hard": BatchHardMiner, "semi-hard": SemiHardMiner, "batch-all": BatchAllMiner}

@@ -1,0 +1,335 @@
+"""The training loop: one shared-weight embedding network, contrastive or mined triplet loss.
+
+Deterministic for a given seed on the CPU. Writes into the run directory:
+
+- ``checkpoint.pt``: the best epoch (lowest validation EER) — ``{"format", "state_dict",
+  "config", "run"}``, loadable with ``torch.load(..., weights_only=True)``;
+- ``last.pt``: everything needed by ``--resume`` (optimizer, schedule, RNG states);
+- ``config.json``, ``log.jsonl`` (one line per epoch), ``run.json`` (summary, threshold);
+- ``curves.png`` when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from siamese_edge.data.labelled import LabelledImages
+from siamese_edge.data.loading import load_dataset
+from siamese_edge.errors import DatasetError, InvalidInputError, SiameseEdgeError
+from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc
+from siamese_edge.runtime.preprocess import normalize
+from siamese_edge.training.augment import Augmenter
+from siamese_edge.training.backbones import build_backbone
+from siamese_edge.training.config import TrainConfig
+from siamese_edge.training.embedding_net import EmbeddingNet
+from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
+from siamese_edge.training.miners import MINERS
+from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
+
+CHECKPOINT_FORMAT = 1
+MAX_VALIDATION_IMAGES = 2000
+
+Progress = Callable[[dict], None]
+
+
+class TrainingDivergedError(SiameseEdgeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    info: dict
+    log: list[dict]
+
+
+def split_validation(data: LabelledImages, config: TrainConfig,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training and validation indices, by identity or by sample (stratified)."""
+    classes = np.unique(data.labels)
+    if config.val_fraction == 0:
+        return np.arange(len(data)), np.array([], np.int64), "none"
+    mode = config.val_split
+    if mode == "auto":
+        mode = "identity" if len(classes) * config.val_fraction >= 2 else "sample"
+    if mode == "identity":
+        n_val = max(2, int(round(len(classes) * config.val_fraction)))
+        if len(classes) - n_val < 2:
+            raise DatasetError(f"{len(classes)} identities are too few to hold {n_val} out "
+                               f"for validation; use --val-split sample")
+        held = rng.choice(classes, n_val, replace=False)
+        is_val = np.isin(data.labels, held)
+    else:
+        is_val = np.zeros(len(data), bool)
+        for c in classes:
+            members = rng.permutation(np.nonzero(data.labels == c)[0])
+            take = int(len(members) * config.val_fraction)
+            if take == 0 and len(members) >= 3:
+                take = 1
+            is_val[members[:take]] = True
+    return np.nonzero(~is_val)[0], np.nonzero(is_val)[0], mode
+
+
+class Trainer:
+    """One training run. Use :func:`train` unless you need the pieces."""
+
+    def __init__(self, config: TrainConfig, progress: Progress | None = None) -> None:
+        self.config = config
+        self.progress = progress or (lambda event: None)
+        self.run_dir = Path(config.out)
+
+    # -- setup ------------------------------------------------------------------------------
+    def _load(self) -> None:
+        c = self.config
+        data = load_dataset(c.data, c.labels, c.height, c.width, c.channels, c.classes,
+                            c.label_means)
+        self.rng = np.random.default_rng(c.seed)
+        train_idx, val_idx, self.val_mode = split_validation(data, c, self.rng)
+        self.train = data.subset(train_idx)
+        self.val = data.subset(val_idx) if len(val_idx) else None
+        if self.val is not None and len(np.unique(self.val.labels)) < 2:
+            self.val = None
+        self.data = data
+        height, width, channels = data.shape
+        pixels = self.train.images.reshape(-1, channels).astype(np.float64) / 255.0
+        self.mean = [float(v) for v in pixels.mean(0)]
+        self.std = [float(max(v, 1e-3)) for v in pixels.std(0)]
+        self.shape = (height, width, channels)
+
+    def _build(self) -> None:
+        c = self.config
+        torch.manual_seed(c.seed)
+        height, width, channels = self.shape
+        self.model = EmbeddingNet(build_backbone(c.backbone, channels, height, width,
+                                                 c.embedding_dim))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr,
+                                           weight_decay=c.weight_decay)
+        total = c.epochs * c.steps_per_epoch
+        if c.schedule == "onecycle":
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer, max_lr=c.lr, total_steps=total, pct_start=0.2)
+        elif c.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, total)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: 1.0)
+        self.generator = torch.Generator().manual_seed(c.seed)
+        self.augmenter = Augmenter(hflip=c.hflip) if c.augment else None
+        self.mean_t = torch.tensor(self.mean).view(1, -1, 1, 1)
+        self.std_t = torch.tensor(self.std).view(1, -1, 1, 1)
+        if c.loss == "triplet":
+            self.sampler = PKSampler(self.train.labels, c.batch_size // c.k_per_identity,
+                                     c.k_per_identity, self.rng)
+            miner_type = MINERS.get(c.miner)
+            if miner_type is None:
+                raise InvalidInputError(f"unknown miner {c.miner!r} ({', '.join(MINERS)})")
+            self.miner = miner_type(c.loss_margin) if c.miner == "semi-hard" else miner_type()
+            self.loss_fn = TripletLoss(c.loss_margin, "mean_active" if c.miner == "batch-all"
+                                       else "mean")
+        else:
+            self.sampler = BalancedPairSampler(self.train.labels, self.rng, self.train.pairs)
+            self.loss_fn = ContrastiveLoss(c.loss_margin)
+
+    # -- steps ------------------------------------------------------------------------------
+    def _inputs(self, indices: np.ndarray, augment: bool) -> torch.Tensor:
+        x = torch.from_numpy(self.train.images[indices]).permute(0, 3, 1, 2).float() / 255.0
+        if augment and self.augmenter is not None:
+            x = self.augmenter(x, self.generator)
+        return (x - self.mean_t) / self.std_t
+
+    def _step(self) -> tuple[float, float]:
+        """One optimisation step; returns (loss, fraction of active pairs/triplets)."""
+        if self.config.loss == "triplet":
+            indices = self.sampler.sample()
+            labels = torch.from_numpy(self.train.labels[indices])
+            embeddings = self.model(self._inputs(indices, True))
+            a, p, n = self.miner(embeddings, labels)
+            per = self.loss_fn.per_triplet(embeddings[a], embeddings[p], embeddings[n])
+            loss = self.loss_fn(embeddings[a], embeddings[p], embeddings[n])
+            active = float((per > 0).float().mean()) if len(per) else 0.0
+        else:
+            first, second, same = self.sampler.sample(self.config.batch_size)
+            # both branches in one batch: the same network, shared batch-norm statistics
+            embeddings = self.model(self._inputs(np.concatenate([first, second]), True))
+            e1, e2 = embeddings[:len(first)], embeddings[len(first):]
+            same_t = torch.from_numpy(same)
+            loss = self.loss_fn(e1, e2, same_t)
+            with torch.no_grad():
+                d = (e1 - e2).norm(dim=1)
+                active = float(((same_t == 1) & (d > 0) | (same_t == 0) &
+                                (d < self.loss_fn.margin)).float().mean())
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError("the loss became NaN/inf; lower --lr or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach()), active
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Embeddings in eval mode through the runtime's own normalisation."""
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), 512):
+                x = normalize(images[start:start + 512], self.mean, self.std)
+                out.append(self.model(torch.from_numpy(x)).numpy())
+        self.model.train()
+        return np.concatenate(out)
+
+    def validate(self) -> dict:
+        data = self.val if self.val is not None else self.train
+        rng = np.random.default_rng(self.config.seed + 1)
+        keep = np.arange(len(data))
+        if len(keep) > MAX_VALIDATION_IMAGES:
+            keep = np.sort(rng.choice(keep, MAX_VALIDATION_IMAGES, replace=False))
+        genuine, impostor = pair_scores(self.embed(data.images[keep]), data.labels[keep])
+        eer, threshold = equal_error_rate(genuine, impostor)
+        return {"val_eer": eer, "val_auc": roc_auc(genuine, impostor),
+                "threshold": threshold}
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> RunResult:
+        c = self.config
+        started = time.time()
+        if c.threads:
+            torch.set_num_threads(int(c.threads))
+        self._load()
+        self._build()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log: list[dict] = []
+        best: dict = {"val_eer": math.inf}
+        best_state = None
+        start_epoch = 0
+        if resume:
+            start_epoch, log, best, best_state = self._restore()
+        (self.run_dir / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+        stale = 0
+        for epoch in range(start_epoch, c.epochs):
+            epoch_start = time.time()
+            self.model.train()
+            losses, actives = [], []
+            for step in range(c.steps_per_epoch):
+                loss, active = self._step()
+                losses.append(loss)
+                actives.append(active)
+                self.progress({"event": "step", "epoch": epoch + 1, "epochs": c.epochs,
+                               "step": step + 1, "steps": c.steps_per_epoch, "loss": loss})
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                      "active_fraction": float(np.mean(actives)),
+                      "lr": float(self.scheduler.get_last_lr()[0]), **self.validate(),
+                      "seconds": round(time.time() - epoch_start, 2)}
+            log.append(record)
+            improved = record["val_eer"] < best["val_eer"] - 1e-6
+            if improved:
+                best = dict(record)
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                stale = 0
+            else:
+                stale += 1
+            with open(self.run_dir / "log.jsonl", "w") as handle:
+                handle.writelines(json.dumps(r) + "\n" for r in log)
+            self.progress({"event": "epoch", **record, "epochs": c.epochs,
+                           "best": improved})
+            self._save_last(epoch + 1, log, best, best_state)
+            if c.patience and stale >= c.patience:
+                self.progress({"event": "early_stop", "epoch": epoch + 1,
+                               "best_epoch": best["epoch"]})
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        final = self.validate()
+        info = self._run_info(final, best, time.time() - started)
+        self._save_checkpoint(info)
+        (self.run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+        self._plot(log)
+        return RunResult(self.run_dir, info, log)
+
+    def _run_info(self, final: dict, best: dict, seconds: float) -> dict:
+        height, width, channels = self.shape
+        source = (f"{len(np.unique(self.val.labels))} held-out identities"
+                  if self.val_mode == "identity" else
+                  f"{self.config.val_fraction:.0%} of the images held out")
+        if self.val is None:
+            source = "the training images (no validation split)"
+        return {
+            "threshold": final["threshold"],
+            "threshold_source": f"EER on validation data: {source}",
+            "val_eer": final["val_eer"], "val_auc": final["val_auc"],
+            "val_split": self.val_mode, "best_epoch": best.get("epoch"),
+            "class_names": [self.data.class_names[i] for i in np.unique(self.train.labels)],
+            "num_train_images": int(len(self.train)),
+            "num_val_images": int(len(self.val)) if self.val is not None else 0,
+            "preprocessing": {"height": height, "width": width, "channels": channels,
+                              "mean": self.mean, "std": self.std},
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch_version": str(torch.__version__), "python": platform.python_version(),
+            "seconds": round(seconds, 1), "data_warnings": self.data.warnings[:20],
+        }
+
+    def _save_checkpoint(self, info: dict) -> None:
+        torch.save({"format": CHECKPOINT_FORMAT, "state_dict": self.model.state_dict(),
+                    "config": self.config.to_dict(), "run": info},
+                   self.run_dir / "checkpoint.pt")
+
+    def _save_last(self, epoch: int, log: list[dict], best: dict, best_state) -> None:
+        torch.save({"format": CHECKPOINT_FORMAT, "epoch": epoch,
+                    "state_dict": self.model.state_dict(),
+                    "best_state_dict": best_state or {}, "best": json.dumps(best),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "numpy_rng": json.dumps(self.rng.bit_generator.state),
+                    "torch_rng": self.generator.get_state(),
+                    "global_torch_rng": torch.get_rng_state(),
+                    "log": json.dumps(log), "config": self.config.to_dict()},
+                   self.run_dir / "last.pt")
+
+    def _restore(self):
+        path = self.run_dir / "last.pt"
+        if not path.is_file():
+            raise InvalidInputError(f"{path}: nothing to resume")
+        state = torch.load(path, weights_only=True)
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        self.generator.set_state(state["torch_rng"])
+        torch.set_rng_state(state["global_torch_rng"])
+        best = json.loads(state["best"])
+        best_state = state["best_state_dict"] or None
+        return int(state["epoch"]), json.loads(state["log"]), best, best_state
+
+    def _plot(self, log: list[dict]) -> None:
+        try:
+            import matplotlib
+        except ImportError:
+            return
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in log]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+        left.plot(epochs, [r["loss"] for r in log], marker="o")
+        left.set_xlabel("epoch")
+        left.set_ylabel("training loss")
+        right.plot(epochs, [r["val_eer"] for r in log], marker="o", color="C1")
+        right.set_xlabel("epoch")
+        right.set_ylabel("validation EER")
+        fig.tight_layout()
+        fig.savefig(self.run_dir / "curves.png", dpi=90)
+        plt.close(fig)
+
+
+def train(config: TrainConfig, progress: Progress | None = None,
+          resume: bool = False) -> RunResult:
+    """Train a model as ``config`` says; see the module docstring for what is written."""
+    return Trainer(config, progress).run(resume=resume)
