@@ -1,0 +1,52 @@
+"""TensorRT engines: build (ONNX → engine), check freshness, run, compare with ONNX Runtime.
+
+Nothing here imports TensorRT, cuda-python, torch or onnx at module level: runtime installs
+(Jetson) have no torch or onnx, and a CPU-only machine has no TensorRT. :func:`load_tensorrt`
+finds whichever TensorRT Python package is installed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from types import ModuleType
+
+from siamese_edge.tensorrt.errors import TensorRTUnavailableError
+
+#: module names tried in order: the full TensorRT (JetPack, desktop), then TensorRT for RTX
+#: (builds on a CPU-only machine; strongly typed). Never both in one process.
+TENSORRT_MODULES = ("tensorrt", "tensorrt_rtx")
+
+
+def load_tensorrt(preferred: str | None = None) -> ModuleType:
+    """The TensorRT Python module available here.
+
+    Args:
+        preferred: ``tensorrt`` or ``tensorrt_rtx`` to force one; default tries both.
+
+    Raises:
+        TensorRTUnavailableError: none imports.
+    """
+    import importlib
+    import sys
+
+    names = (preferred,) if preferred else TENSORRT_MODULES
+    for name in names:
+        if name in sys.modules:  # one already loaded wins: never mix two in a process
+            return sys.modules[name]
+    failures = []
+    for name in names:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return importlib.import_module(name)
+        except Exception as exc:  # ImportError, or a library that fails to load (OSError)
+            failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    raise TensorRTUnavailableError(
+        "TensorRT is not installed here (" + "; ".join(failures) + "); on Jetson it comes "
+        "with JetPack, on a desktop 'pip install tensorrt'")
+
+
+def tensorrt_version(trt: ModuleType) -> str:
+    """``tensorrt 10.3.0`` / ``tensorrt_rtx 1.7.1.116``: the module name matters (engines of
+    one never load in the other)."""
+    return f"{trt.__name__} {getattr(trt, '__version__', '?')}"

@@ -1,0 +1,157 @@
+"""INT8 calibration from the user's own images, preprocessed exactly as the model says.
+
+Two routes, chosen by what the TensorRT at hand offers:
+
+* implicit quantization (TensorRT 8.5 … 10.x): :func:`make_entropy_calibrator` gives an
+  ``IInt8EntropyCalibrator2`` that feeds the images and keeps a calibration cache beside the
+  engine, so a rebuild skips calibration;
+* explicit quantization (TensorRT 11, TensorRT-RTX: no calibrator, strongly typed):
+  :func:`write_qdq_model` writes Quantize/DequantizeLinear nodes into a copy of the ONNX with
+  ONNX Runtime's ``quantize_static`` (symmetric INT8, as TensorRT requires zero points of 0),
+  and the engine is built from that copy. This route runs on a CPU and is tested there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from siamese_edge.errors import InvalidInputError, MissingDependencyError
+from siamese_edge.model_info import ModelInfo
+
+
+@dataclass
+class ImageSample:
+    """Preprocessed images: ``batch`` float32 NCHW, ``labels`` = parent folder names."""
+
+    batch: np.ndarray
+    labels: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+
+def load_image_sample(data_dir: str | os.PathLike[str], info: ModelInfo, limit: int = 512,
+                      seed: int = 0) -> ImageSample:
+    """Up to ``limit`` images found under ``data_dir`` (recursively), preprocessed for the model.
+
+    The pick is random but seeded, and spread over folders, so calibration sees every identity.
+    Unreadable files are skipped. Raises InvalidInputError when nothing usable is found.
+    """
+    from siamese_edge.runtime.imageio import is_image_path, read_image
+    from siamese_edge.runtime.preprocess import fit_images, normalize
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InvalidInputError(f"{root}: calibration data must be a folder of images")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
+    if not paths:
+        raise InvalidInputError(f"{root}: no images found for calibration")
+    if len(paths) > limit:
+        order = np.random.default_rng(seed).permutation(len(paths))[:limit]
+        paths = [paths[i] for i in sorted(order)]
+    images, kept = [], []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+            kept.append(path)
+        except Exception:  # noqa: BLE001 - one bad file must not stop calibration
+            continue
+    if not images:
+        raise InvalidInputError(f"{root}: none of the images could be read")
+    pre = info.preprocessing
+    batch = normalize(fit_images(images, pre.height, pre.width, pre.channels), pre.mean, pre.std)
+    return ImageSample(np.ascontiguousarray(batch, np.float32),
+                       [p.parent.name for p in kept], [str(p) for p in kept])
+
+
+def calibration_cache_path(engine_path: str | os.PathLike[str]) -> Path:
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".calib.cache")
+
+
+def make_entropy_calibrator(trt, batch: np.ndarray, batch_size: int, input_name: str,
+                            cache_path: str | os.PathLike[str]):
+    """An ``IInt8EntropyCalibrator2`` over ``batch`` (float32 NCHW) with a cache file.
+
+    Needs a GPU (device buffers through cuda-python). Call ``.free()`` after the build.
+    """
+    from siamese_edge.tensorrt import cuda_memory
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.data = np.ascontiguousarray(batch, np.float32)
+            self.size = max(1, min(int(batch_size), len(self.data)))
+            self.cursor = 0
+            self.cache_path = Path(cache_path)
+            self.buffer = cuda_memory.DeviceBuffer(self.data[:self.size].nbytes)
+
+        def get_batch_size(self) -> int:
+            return self.size
+
+        def get_batch(self, names, p_str=None):
+            if self.cursor + self.size > len(self.data):
+                return None
+            chunk = self.data[self.cursor:self.cursor + self.size]
+            self.cursor += self.size
+            self.buffer.upload(chunk, 0)
+            cuda_memory.synchronize(0)
+            return [self.buffer.ptr]
+
+        def read_calibration_cache(self):
+            return self.cache_path.read_bytes() if self.cache_path.is_file() else None
+
+        def write_calibration_cache(self, cache) -> None:
+            self.cache_path.write_bytes(bytes(memoryview(cache)))
+
+        def free(self) -> None:
+            self.buffer.free()
+
+    del input_name  # one input: TensorRT asks for all of them in order
+    return EntropyCalibrator()
+
+
+def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+                    sample: np.ndarray, info: ModelInfo, per_channel: bool = True) -> Path:
+    """Write an explicitly quantized copy of ``onnx_path`` (Q/DQ nodes, symmetric INT8).
+
+    Activation ranges come from ``sample`` (the user's images, preprocessed), weights are
+    quantized per output channel. The siamese-edge metadata is carried over unchanged (same
+    fingerprint: the engine still embeds this model, at another precision).
+
+    Raises:
+        MissingDependencyError: onnx / onnxruntime.quantization is not installed.
+    """
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, \
+            QuantFormat, QuantType, quantize_static
+    except ImportError as exc:
+        raise MissingDependencyError(f"explicit INT8 quantization needs onnx and onnxruntime "
+                                     f"({exc})") from None
+    from siamese_edge.model_info import METADATA_KEY
+    from siamese_edge.onnx_metadata import write_metadata_entry
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rows = iter(np.array_split(sample, max(1, len(sample) // 32)))
+
+        def get_next(self):
+            chunk = next(self.rows, None)
+            return None if chunk is None else {info.input_name: chunk}
+
+    out_path = Path(out_path)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints histogram notes; --json needs
+        quantize_static(
+            str(onnx_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            calibrate_method=CalibrationMethod.Entropy if len(sample) >= 64 else
+            CalibrationMethod.MinMax,
+            # TensorRT takes only zero points of 0: symmetric ranges for both
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    write_metadata_entry(out_path, METADATA_KEY, info.to_json())
+    return out_path

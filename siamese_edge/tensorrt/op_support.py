@@ -1,0 +1,138 @@
+"""Static check: does TensorRT's ONNX parser support every operator of a graph?
+
+Runs without TensorRT or a GPU (CI), so an export that will not build on the device is caught
+before it gets there. The table is the "Y" rows of onnx-tensorrt's ``docs/operators.md``
+(TensorRT 8.4/8.5 support matrix, the oldest TensorRT we support: JetPack 5), so an op that
+passes here parses on 8.5, 10.x and 11.x. Restrictions the table states per op (e.g. Conv
+weights must be initializers, Q/DQ zero points must be 0) are listed in :data:`RESTRICTIONS`
+and reported as notes, not checked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siamese_edge.tensorrt.errors import UnsupportedOpsError
+
+#: ONNX operators (default domain) with "Supported: Y" in onnx-tensorrt's operator matrix.
+SUPPORTED_OPS = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization
+Cast Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum
+DepthToSpace DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor
+Gather GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater
+GreaterOrEqual GRU HardSigmoid Identity If ImageScaler InstanceNormalization IsNaN LeakyRelu
+Less LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean
+Min Mul Neg NonMaxSuppression Not Or Pad ParametricSoftplus Pow PRelu QuantizeLinear
+RandomUniform RandomUniformLike Range ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
+ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence
+RNN Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Sigmoid Sign Sin Sinh
+Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh
+ThresholdedRelu Tile TopK Transpose Unsqueeze Upsample Where Xor
+""".split())
+
+#: restrictions stated in the same table, for ops a Siamese backbone plausibly uses
+RESTRICTIONS = {
+    "Conv": "2D or 3D only; weights W must be an initializer",
+    "ConvTranspose": "2D or 3D only; weights W must be an initializer",
+    "AveragePool": "2D or 3D pooling only",
+    "MaxPool": "2D or 3D pooling only; no Indices output",
+    "QuantizeLinear": "y_zero_point must be 0 (symmetric quantization)",
+    "DequantizeLinear": "x_zero_point must be 0 (symmetric quantization)",
+    "Resize": "modes nearest/linear only",
+    "Slice": "axes must be an initializer",
+    "Squeeze": "axes must be an initializer",
+    "Unsqueeze": "axes must be a constant tensor",
+}
+
+#: highest ONNX opset each TensorRT parses (onnx-tensorrt docs: 8.5 → 17, 10.0 → 20)
+MAX_OPSET = {"8.5": 17, "10": 20}
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class UnsupportedNode:
+    name: str
+    op_type: str
+    domain: str
+
+    def __str__(self) -> str:
+        domain = f"{self.domain}::" if self.domain not in _DEFAULT_DOMAINS else ""
+        return f"{self.name or '<unnamed>'} ({domain}{self.op_type})"
+
+
+@dataclass
+class OpSupportReport:
+    """What :func:`check_op_support` found.
+
+    Attributes:
+        op_counts: operator type → number of nodes (subgraphs included).
+        unsupported: nodes whose operator TensorRT's parser does not support.
+        opset: the model's default-domain opset.
+        notes: restrictions of ops present, and opset warnings.
+    """
+
+    op_counts: dict[str, int] = field(default_factory=dict)
+    unsupported: list[UnsupportedNode] = field(default_factory=list)
+    opset: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unsupported
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "opset": self.opset, "op_counts": self.op_counts,
+                "unsupported": [str(n) for n in self.unsupported], "notes": self.notes}
+
+
+def _walk(graph):
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.g is not None and len(attribute.g.node):
+                yield from _walk(attribute.g)
+            for sub in attribute.graphs:
+                yield from _walk(sub)
+
+
+def check_op_support(model) -> OpSupportReport:
+    """Check every node (subgraphs of If/Loop/Scan too) against :data:`SUPPORTED_OPS`.
+
+    Args:
+        model: an ONNX file path or a loaded ``onnx.ModelProto``.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        import onnx
+
+        model = onnx.load(str(Path(model)), load_external_data=False)
+    report = OpSupportReport()
+    report.opset = max((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS),
+                       default=0)
+    for node in _walk(model.graph):
+        report.op_counts[node.op_type] = report.op_counts.get(node.op_type, 0) + 1
+        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in SUPPORTED_OPS:
+            report.unsupported.append(UnsupportedNode(node.name, node.op_type, node.domain))
+    for op in sorted(report.op_counts):
+        if op in RESTRICTIONS:
+            report.notes.append(f"{op}: {RESTRICTIONS[op]}")
+    if report.opset > MAX_OPSET["8.5"]:
+        report.notes.append(f"opset {report.opset} is above 17, the newest TensorRT 8.5 "
+                            f"(JetPack 5) parses; export with --opset 17 for JetPack 5")
+    if report.opset > MAX_OPSET["10"]:
+        report.notes.append(f"opset {report.opset} is above 20, the newest TensorRT 10.0 "
+                            f"parses")
+    return report
+
+
+def require_op_support(model) -> OpSupportReport:
+    """:func:`check_op_support`, raising :class:`UnsupportedOpsError` naming each bad node."""
+    report = check_op_support(model)
+    if not report.ok:
+        shown = ", ".join(str(n) for n in report.unsupported[:20])
+        more = f" and {len(report.unsupported) - 20} more" if len(report.unsupported) > 20 else ""
+        raise UnsupportedOpsError(f"TensorRT's ONNX parser does not support "
+                                  f"{len(report.unsupported)} node(s): {shown}{more}")
+    return report
