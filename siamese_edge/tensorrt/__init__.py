@@ -31,14 +31,18 @@ def load_tensorrt(preferred: str | None = None) -> ModuleType:
 
     names = (preferred,) if preferred else TENSORRT_MODULES
     for name in names:
-        if name in sys.modules:  # one already loaded wins: never mix two in a process
-            return sys.modules[name]
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "Builder"):  # never mix two in a process
+            return module
     failures = []
     for name in names:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return importlib.import_module(name)
+                module = importlib.import_module(name)
+            if not hasattr(module, "Builder"):  # e.g. a namespace package: a folder named so
+                raise ImportError(f"{getattr(module, '__path__', module)} is not TensorRT")
+            return module
         except Exception as exc:  # ImportError, or a library that fails to load (OSError)
             failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     raise TensorRTUnavailableError(

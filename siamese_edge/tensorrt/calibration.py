@@ -152,6 +152,7 @@ def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLi
             calibrate_method=CalibrationMethod.Entropy if len(sample) >= 64 else
             CalibrationMethod.MinMax,
             # TensorRT takes only zero points of 0: symmetric ranges for both
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                           "QuantizeBias": False})  # TensorRT has no INT32 dequantize
     write_metadata_entry(out_path, METADATA_KEY, info.to_json())
     return out_path

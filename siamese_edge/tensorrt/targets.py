@@ -1,0 +1,118 @@
+"""Target profiles: named bundles of build options, one small JSON file per target.
+
+JSON (not TOML) so that reading them needs nothing outside the standard library on
+Python 3.8 (JetPack 5), where ``tomllib`` does not exist. Profiles are looked up in, in order:
+the folders of ``$SIAMESE_EDGE_TARGETS`` (``os.pathsep``-separated), ``./export``, and the
+``export/`` folder of a source checkout. ``--target`` also takes a path to a ``.json`` file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from siamese_edge.tensorrt.builder import PRECISIONS, BatchProfile, EngineBuildOptions
+from siamese_edge.tensorrt.errors import TargetError
+
+BACKENDS = ("tensorrt", "onnxruntime")
+_CHECKOUT_TARGETS = Path(__file__).resolve().parents[2] / "export"
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    """One deployment target.
+
+    Attributes:
+        name: file stem, e.g. ``jetson-orin-fp16``.
+        description: the device and software it is meant for.
+        backend: ``tensorrt`` (build an engine) or ``onnxruntime`` (ship the ONNX).
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        batch: ``MIN:OPT:MAX`` of the engine's batch axis.
+        opset: ONNX opset to export with (TensorRT 8.5 parses up to 17).
+        workspace_mb: builder workspace limit (0 for ONNX Runtime targets).
+        calib_count: images drawn for INT8 calibration.
+    """
+
+    name: str
+    description: str
+    backend: str
+    precision: str
+    batch: str
+    opset: int
+    workspace_mb: int
+    calib_count: int = 512
+
+    def __post_init__(self) -> None:
+        where = f"target '{self.name}'"
+        if self.backend not in BACKENDS:
+            raise TargetError(f"{where}: backend '{self.backend}' is not one of "
+                              f"{', '.join(BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            raise TargetError(f"{where}: precision '{self.precision}' is not one of "
+                              f"{', '.join(PRECISIONS)}")
+        try:
+            BatchProfile.parse(self.batch)
+        except Exception as exc:
+            raise TargetError(f"{where}: {exc}") from None
+        if not 7 <= int(self.opset) <= 30:
+            raise TargetError(f"{where}: opset {self.opset} is out of range")
+        if self.backend == "tensorrt" and int(self.workspace_mb) < 1:
+            raise TargetError(f"{where}: a TensorRT target needs workspace_mb >= 1")
+
+    def build_options(self, **overrides) -> EngineBuildOptions:
+        """:class:`EngineBuildOptions` of this target; non-None ``overrides`` win."""
+        values = {"precision": self.precision, "batch": BatchProfile.parse(self.batch),
+                  "workspace_mb": max(1, int(self.workspace_mb)),
+                  "calib_count": int(self.calib_count)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return EngineBuildOptions(**values)
+
+
+def target_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("SIAMESE_EDGE_TARGETS", "").split(os.pathsep) if p]
+    return [*extra, Path.cwd() / "export", _CHECKOUT_TARGETS]
+
+
+def list_targets() -> dict[str, Path]:
+    """Target name → file, first folder wins."""
+    found: dict[str, Path] = {}
+    for folder in target_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json")):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def load_target(name_or_path: str | os.PathLike[str]) -> TargetProfile:
+    """A target by name (see :func:`list_targets`) or by ``.json`` path.
+
+    Raises:
+        TargetError: unknown name, unreadable file, or invalid values.
+    """
+    path = Path(name_or_path)
+    if not (path.suffix == ".json" and path.is_file()):
+        targets = list_targets()
+        if str(name_or_path) not in targets:
+            raise TargetError(f"unknown target '{name_or_path}' (known: "
+                              f"{', '.join(sorted(targets)) or 'none found'})")
+        path = targets[str(name_or_path)]
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TargetError(f"{path}: unreadable target profile ({exc})") from None
+    if not isinstance(data, dict):
+        raise TargetError(f"{path}: a target profile is a JSON object")
+    known = {f.name for f in fields(TargetProfile)} - {"name"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise TargetError(f"{path}: unknown keys {', '.join(unknown)}")
+    missing = sorted(k for k in ("description", "backend", "precision", "batch", "opset",
+                                 "workspace_mb") if k not in data)
+    if missing:
+        raise TargetError(f"{path}: missing keys {', '.join(missing)}")
+    try:
+        return TargetProfile(name=path.stem, **data)
+    except TypeError as exc:
+        raise TargetError(f"{path}: {exc}") from None
