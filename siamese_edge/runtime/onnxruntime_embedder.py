@@ -11,6 +11,7 @@ import numpy as np
 from siamese_edge.errors import ModelError
 from siamese_edge.runtime.embedder import Embedder
 from siamese_edge.runtime.model_file import info_from_session, open_session
+from siamese_edge.tensorrt.errors import GpuUnavailableError
 
 
 class OnnxRuntimeEmbedder(Embedder):
@@ -22,6 +23,8 @@ class OnnxRuntimeEmbedder(Embedder):
             ``(name, options)`` tuples); default CPU only.
         batch_size: images per inference call.
         intra_op_threads: ONNX Runtime's thread count (default: its own choice).
+        require_gpu: fail on enter (GpuUnavailableError) when the session runs on the CPU
+            only, e.g. because onnxruntime-gpu listed CUDA but its libraries are missing.
 
     The model's metadata is read at construction on a CPU session; the session with the
     requested providers is created on ``__enter__``.
@@ -30,10 +33,12 @@ class OnnxRuntimeEmbedder(Embedder):
     backend_name = "onnxruntime"
 
     def __init__(self, model_path: str | os.PathLike[str], providers: list | None = None,
-                 batch_size: int = 64, intra_op_threads: int | None = None) -> None:
+                 batch_size: int = 64, intra_op_threads: int | None = None,
+                 require_gpu: bool = False) -> None:
         self.model_path = Path(model_path)
         self.providers = list(providers) if providers else ["CPUExecutionProvider"]
         self.intra_op_threads = intra_op_threads
+        self.require_gpu = require_gpu
         cpu_session = open_session(self.model_path, intra_op_threads=intra_op_threads)
         super().__init__(info_from_session(cpu_session, self.model_path), batch_size)
         # Keep the CPU session when CPU is what was asked for: no second load.
@@ -47,9 +52,16 @@ class OnnxRuntimeEmbedder(Embedder):
         requested = [p if isinstance(p, str) else p[0] for p in self.providers]
         self.active_providers = list(session.get_providers())
         missing = [p for p in requested if p not in self.active_providers]
+        on_cpu_only = self.active_providers == ["CPUExecutionProvider"]
+        if self.require_gpu and on_cpu_only:
+            raise GpuUnavailableError(f"ONNX Runtime runs {self.model_path.name} on the CPU only "
+                             f"(asked for {', '.join(requested)}); the GPU was required")
         if missing:
-            print(f"warning: ONNX Runtime could not use {', '.join(missing)}; running on "
-                  f"{', '.join(self.active_providers)}", file=sys.stderr)
+            loud = "WARNING" if on_cpu_only else "warning"
+            print(f"{loud}: ONNX Runtime could not use {', '.join(missing)}; running on "
+                  f"{', '.join(self.active_providers)}"
+                  + (" -- CPU FALLBACK, expect it to be much slower" if on_cpu_only else ""),
+                  file=sys.stderr)
         names = [i.name for i in session.get_inputs()]
         if self.info.input_name not in names:
             raise ModelError(f"{self.model_path}: metadata names input "
