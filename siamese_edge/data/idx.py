@@ -63,7 +63,7 @@ def load_idx_dataset(images_path: str | os.PathLike[str], labels_path: str | os.
         raise DatasetError(f"{images_path}: expected uint8 images (N, H, W[, C]), got "
                            f"{images.dtype} {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
-        raise DatasetError(f"{labels_path}: {labels.shape} labels for {len(images)} images")
+        raise DatasetError(f"{labels_path}: {len(labels)} labels for {len(images)} images")
     if images.ndim == 3:
         images = images[:, :, :, None]
     classes = np.unique(labels)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,15 +145,22 @@ def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLi
             return None if chunk is None else {info.input_name: chunk}
 
     out_path = Path(out_path)
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints histogram notes; --json needs
-        quantize_static(
-            str(onnx_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            per_channel=per_channel,
-            calibrate_method=CalibrationMethod.Entropy if len(sample) >= 64 else
-            CalibrationMethod.MinMax,
-            # TensorRT takes only zero points of 0: symmetric ranges for both
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                           "QuantizeBias": False})  # TensorRT has no INT32 dequantize
+    # quantize_static prints histogram notes and logs "consider pre-processing" on the root
+    # logger: neither is the user's concern, and stdout must stay clean for --json
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(onnx_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                calibrate_method=CalibrationMethod.Entropy if len(sample) >= 64 else
+                CalibrationMethod.MinMax,
+                # TensorRT takes only zero points of 0 (symmetric ranges) and no INT32
+                # dequantize (biases stay float)
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                               "QuantizeBias": False})
+    finally:
+        logging.disable(logging.NOTSET)
     write_metadata_entry(out_path, METADATA_KEY, info.to_json())
     return out_path

@@ -115,9 +115,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr,
                                            weight_decay=c.weight_decay)
         total = c.epochs * c.steps_per_epoch
-        if c.schedule == "onecycle":
+        if c.schedule == "onecycle" and total >= 4:
+            # warm-up is at least two steps: shorter phases divide by zero inside torch
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer, max_lr=c.lr, total_steps=total, pct_start=0.2)
+                self.optimizer, max_lr=c.lr, total_steps=total,
+                pct_start=min(0.5, max(0.2, 2.0 / total)))
         elif c.schedule == "cosine":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, total)
         else:
@@ -192,7 +194,11 @@ class Trainer:
         keep = np.arange(len(data))
         if len(keep) > MAX_VALIDATION_IMAGES:
             keep = np.sort(rng.choice(keep, MAX_VALIDATION_IMAGES, replace=False))
-        genuine, impostor = pair_scores(self.embed(data.images[keep]), data.labels[keep])
+        embeddings = self.embed(data.images[keep])
+        if not np.all(np.isfinite(embeddings)):
+            raise TrainingDivergedError("the model's outputs became NaN/inf; lower --lr or "
+                                        "check the data")
+        genuine, impostor = pair_scores(embeddings, data.labels[keep])
         eer, threshold = equal_error_rate(genuine, impostor)
         return {"val_eer": eer, "val_auc": roc_auc(genuine, impostor),
                 "threshold": threshold}

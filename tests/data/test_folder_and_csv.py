@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from siamese_edge.data.loading import load_dataset
+from siamese_edge.data.pairs_csv import identities_from_pairs
+from siamese_edge.errors import DatasetError
+from siamese_edge.runtime.imageio import write_image
+
+
+def make_folder(root):
+    rng = np.random.default_rng(0)
+    (root / "ann").mkdir(parents=True)
+    (root / "ben").mkdir()
+    write_image(root / "ann" / "a.png", rng.integers(0, 256, (20, 10), dtype=np.uint8))
+    write_image(root / "ann" / "b.jpg", rng.integers(0, 256, (20, 10, 3), dtype=np.uint8))
+    write_image(root / "ben" / "c.png", rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    write_image(root / "ben" / "d.png", rng.integers(0, 256, (20, 10), dtype=np.uint8))
+    (root / "ben" / "broken.png").write_bytes(b"\x89PNG\r\n truncated")
+    (root / "ben" / "notes.txt").write_text("not an image, not listed")
+
+
+def test_image_folder_infers_size_and_colour_and_skips_bad_files(tmp_path):
+    make_folder(tmp_path / "d")
+    data = load_dataset(tmp_path / "d")
+    assert data.images.shape == (4, 20, 10, 3)  # most common size; colour present
+    assert data.class_names == ["ann", "ben"] and data.labels.tolist() == [0, 0, 1, 1]
+    assert len(data.warnings) == 1 and "broken.png" in data.warnings[0]
+    gray = load_dataset(tmp_path / "d", height=8, width=8, channels=1, classes=["ben"])
+    assert gray.images.shape == (2, 8, 8, 1) and set(gray.labels.tolist()) == {1}
+
+
+def test_unknown_class_and_missing_labels(tmp_path):
+    make_folder(tmp_path / "d")
+    with pytest.raises(DatasetError, match="no class 'zed'"):
+        load_dataset(tmp_path / "d", classes=["zed"])
+    (tmp_path / "x.idx").write_bytes(b"\0\0\x08\x01\0\0\0\0")
+    with pytest.raises(DatasetError, match="labels"):
+        load_dataset(tmp_path / "x.idx")
+
+
+@pytest.mark.parametrize("means,same_ab", [("similar", 1), ("dissimilar", 0)])
+def test_pairs_csv_conventions(tmp_path, means, same_ab):
+    make_folder(tmp_path / "d")
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("img1,img2,label\n"
+                   "d/ann/a.png,d/ann/b.jpg,1\n"
+                   "d/ann/a.png,d/ben/c.png,0\n"
+                   "d/ben/c.png,d/ben/d.png,1\n")
+    data = load_dataset(csv, height=16, width=16, channels=1, label_means=means)
+    assert data.images.shape == (4, 16, 16, 1)
+    assert data.pairs[0].tolist() == [0, 1, same_ab]
+    if means == "similar":  # a~b and c~d linked: two identities
+        assert data.labels.tolist() == [0, 0, 1, 1]
+    else:  # only a~c linked
+        assert data.labels[0] == data.labels[2] and len(set(data.labels.tolist())) == 3
+
+
+def test_union_find_components():
+    pairs = np.array([[0, 1, 1], [1, 2, 1], [3, 4, 0], [4, 5, 1]])
+    assert identities_from_pairs(6, pairs).tolist() == [0, 0, 0, 1, 2, 2]

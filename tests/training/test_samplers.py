@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from siamese_edge.errors import DatasetError
+from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
+
+LABELS = np.repeat(np.arange(10), 20)
+
+
+def test_balanced_pairs_are_half_genuine():
+    first, second, same = BalancedPairSampler(LABELS, np.random.default_rng(0)).sample(64)
+    assert same.sum() == 32
+    genuine = same == 1
+    assert np.all(LABELS[first[genuine]] == LABELS[second[genuine]])
+    assert np.all(first[genuine] != second[genuine])
+    assert np.all(LABELS[first[~genuine]] != LABELS[second[~genuine]])
+
+
+def test_balanced_pairs_from_explicit_pairs():
+    pairs = np.array([[0, 1, 1]] + [[i, i + 1, 0] for i in range(2, 40)])
+    first, second, same = BalancedPairSampler(np.zeros(41), np.random.default_rng(0),
+                                              pairs).sample(10)
+    assert same.sum() == 5 and set(first[same == 1]) == {0}
+
+
+def test_pk_batches_and_determinism():
+    batch = PKSampler(LABELS, p=4, k=5, rng=np.random.default_rng(1)).sample()
+    groups = LABELS[batch].reshape(4, 5)
+    assert np.all(groups == groups[:, :1]) and len(set(groups[:, 0])) == 4
+    again = PKSampler(LABELS, p=4, k=5, rng=np.random.default_rng(1)).sample()
+    assert np.array_equal(batch, again)
+
+
+def test_samplers_refuse_unusable_labels():
+    with pytest.raises(DatasetError):
+        PKSampler(np.arange(5), 2, 2, np.random.default_rng(0))
+    with pytest.raises(DatasetError):
+        BalancedPairSampler(np.zeros(5), np.random.default_rng(0))

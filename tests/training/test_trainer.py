@@ -1,0 +1,111 @@
+"""Short real training runs on a Fashion-MNIST subset."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from siamese_edge.errors import ModelError
+from siamese_edge.runtime.preprocess import normalize
+from siamese_edge.training.checkpoint import load_run
+from siamese_edge.training.config import TrainConfig
+from siamese_edge.training.trainer import Trainer, TrainingDivergedError, train
+
+
+def config(fashion_mnist_dir, out, **overrides):
+    base = dict(data=str(fashion_mnist_dir / "t10k-images-idx3-ubyte.gz"),
+                labels=str(fashion_mnist_dir / "t10k-labels-idx1-ubyte.gz"), out=str(out),
+                classes=["0", "1", "7", "9"], epochs=2, steps_per_epoch=12, batch_size=32,
+                embedding_dim=16, threads=2)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def test_run_writes_everything_and_is_deterministic(fashion_mnist_dir, tmp_path):
+    events = []
+    result = train(config(fashion_mnist_dir, tmp_path / "a"), events.append)
+    for name in ("checkpoint.pt", "last.pt", "config.json", "log.jsonl", "run.json"):
+        assert (tmp_path / "a" / name).is_file(), name
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert state["format"] == 1 and state["config"]["embedding_dim"] == 16
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert log[-1]["val_auc"] > 0.75  # four easy classes: well above chance after 24 steps
+    assert sum(e["event"] == "step" for e in events) == 24
+    assert 0 < result.info["threshold"] < 1
+    again = train(config(fashion_mnist_dir, tmp_path / "b"))
+    for key, value in state["state_dict"].items():
+        other = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["state_dict"]
+        torch.testing.assert_close(value, other[key], rtol=0, atol=0)
+    assert again.info["val_eer"] == result.info["val_eer"]
+
+
+def test_contrastive_loss_trains_too(fashion_mnist_dir, tmp_path):
+    result = train(config(fashion_mnist_dir, tmp_path, loss="contrastive", epochs=1))
+    assert result.info["val_auc"] > 0.7
+
+
+def test_resume_continues_exactly(fashion_mnist_dir, tmp_path):
+    reference = train(config(fashion_mnist_dir, tmp_path / "full"))
+
+    def stop_in_second_epoch(event):
+        if event["event"] == "step" and event["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(fashion_mnist_dir, tmp_path / "cut"), stop_in_second_epoch)
+    resumed = train(config(fashion_mnist_dir, tmp_path / "cut"), resume=True)
+    assert [r["loss"] for r in resumed.log] == pytest.approx([r["loss"] for r in reference.log])
+    assert resumed.info["val_eer"] == pytest.approx(reference.info["val_eer"])
+
+
+def test_nan_loss_stops_with_a_clear_error(fashion_mnist_dir, tmp_path):
+    with pytest.raises(TrainingDivergedError, match="NaN"):
+        train(config(fashion_mnist_dir, tmp_path, lr=1e30, schedule="constant", epochs=1))
+
+
+def test_training_normalisation_equals_the_runtime(fashion_mnist_dir, tmp_path):
+    trainer = Trainer(config(fashion_mnist_dir, tmp_path, augment=False))
+    trainer._load()
+    trainer._build()
+    indices = np.arange(8)
+    ours = trainer._inputs(indices, augment=False).numpy()
+    runtime = normalize(trainer.train.images[indices], trainer.mean, trainer.std)
+    np.testing.assert_allclose(ours, runtime, rtol=1e-6, atol=1e-6)
+
+
+def test_load_run_round_trip_and_errors(fashion_mnist_dir, tmp_path):
+    train(config(fashion_mnist_dir, tmp_path / "r", epochs=1))
+    run = load_run(tmp_path / "r")
+    assert not run.model.training and run.preprocessing.height == 28
+    x = torch.zeros(2, 1, 28, 28)
+    assert run.model(x).shape == (2, 16)
+    with pytest.raises(ModelError, match="not a training run"):
+        load_run(tmp_path)
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="unreadable checkpoint"):
+        load_run(tmp_path / "r")
+
+
+def test_cli_train_json(fashion_mnist_dir, tmp_path):
+    from siamese_edge.cli import cli
+
+    result = CliRunner().invoke(cli, [
+        "train", str(fashion_mnist_dir / "t10k-images-idx3-ubyte.gz"), "--labels",
+        str(fashion_mnist_dir / "t10k-labels-idx1-ubyte.gz"), "--out", str(tmp_path / "r"),
+        "--classes", "1,9", "--epochs", "1", "--steps-per-epoch", "5", "--batch-size", "16",
+        "--embedding-dim", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output[result.output.index("{"):])
+    assert doc["class_names"] == ["1", "9"] and len(doc["log"]) == 1
+
+
+def test_cli_train_bad_input_is_one_line(tmp_path):
+    from siamese_edge.cli import cli
+
+    (tmp_path / "x.idx").write_bytes(b"nonsense")
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "x.idx"), "--out",
+                                      str(tmp_path / "r")])
+    assert result.exit_code == 1 and result.output.startswith("error: ")
