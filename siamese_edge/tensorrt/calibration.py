@@ -51,14 +51,15 @@ def load_image_sample(data_dir: str | os.PathLike[str], info: ModelInfo, limit: 
     paths = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
     if not paths:
         raise InvalidInputError(f"{root}: no images found for calibration")
-    if len(paths) > limit:
-        order = np.random.default_rng(seed).permutation(len(paths))[:limit]
-        paths = [paths[i] for i in sorted(order)]
+    # a seeded random order over every folder, read until ``limit`` images decoded
+    order = np.random.default_rng(seed).permutation(len(paths))
     images, kept = [], []
-    for path in paths:
+    for index in order:
+        if len(images) >= limit:
+            break
         try:
-            images.append(read_image(path))
-            kept.append(path)
+            images.append(read_image(paths[index]))
+            kept.append(paths[index])
         except Exception:  # noqa: BLE001 - one bad file must not stop calibration
             continue
     if not images:
