@@ -223,13 +223,12 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         TensorRTUnavailableError: no TensorRT here.
         ParityError: the engine decides unlike ONNX Runtime FP32 beyond the stated bounds.
     """
-    from siamese_edge.runtime.model_file import read_model_info
     from siamese_edge.tensorrt import load_tensorrt, tensorrt_version
     from siamese_edge.tensorrt.sidecar import EngineSidecar, gpu_facts, sidecar_path
 
     options = options or EngineBuildOptions()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    info = read_model_info(onnx_path)
+    info = _read_info(onnx_path)
     notes: list[str] = []
     if options.check_ops:
         try:
@@ -343,6 +342,22 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     if options.parity:
         report.parity = _parity(onnx_path, engine_path, info, options, sample, notes)
     return report
+
+
+def _read_info(onnx_path: Path):
+    """The model's ModelInfo, read from the file's metadata without loading the graph (so a
+    graph ONNX Runtime rejects still reaches TensorRT's parser and its error list)."""
+    from siamese_edge.errors import ModelError
+    from siamese_edge.model_info import METADATA_KEY, ModelInfo
+    from siamese_edge.onnx_metadata import read_metadata
+
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: no such model file")
+    metadata = read_metadata(onnx_path)
+    if METADATA_KEY not in metadata:
+        raise ModelError(f"{onnx_path}: ONNX model has no siamese-edge metadata; export it with "
+                         f"'siamese-edge export'")
+    return ModelInfo.from_json(metadata[METADATA_KEY])
 
 
 def _info_dict(info) -> dict:
