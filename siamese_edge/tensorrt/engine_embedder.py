@@ -64,10 +64,10 @@ class TensorRTEmbedder(Embedder):
     def _activate(self) -> None:
         from siamese_edge.tensorrt import cuda_memory, load_tensorrt
 
-        trt = load_tensorrt(self.sidecar.tensorrt_version.split()[0])
-        facts = self.runtime_facts or current_runtime_facts(trt)
+        facts = self.runtime_facts or current_runtime_facts()
         if self.check_fresh:
             ensure_engine_fresh(self.engine_path, self.onnx_info, facts, self.model_hint)
+        trt = load_tensorrt(self.sidecar.tensorrt_version.split()[0])
         self._gpu_name = facts.gpu_name
         if cuda_memory.device_count() == 0:
             from siamese_edge.tensorrt.errors import GpuUnavailableError

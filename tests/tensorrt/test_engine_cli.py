@@ -1,0 +1,46 @@
+"""``siamese-edge engine``: help, one-line user errors, and a real build where TensorRT is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from siamese_edge.cli.engine import build_engine_command
+
+
+def test_help_lists_every_option():
+    result = CliRunner().invoke(build_engine_command, ["--help"])
+    assert result.exit_code == 0
+    for option in ("--out", "--precision", "--batch", "--workspace", "--calib", "--target",
+                   "--json"):
+        assert option in result.output
+
+
+def test_bad_batch_and_target_are_user_errors(tiny_model):
+    from siamese_edge.errors import SiameseEdgeError
+
+    runner = CliRunner()
+    result = runner.invoke(build_engine_command, [str(tiny_model), "--batch", "8:1:2"])
+    assert isinstance(result.exception, SiameseEdgeError)
+    result = runner.invoke(build_engine_command, [str(tiny_model), "--target", "cpu-onnx"])
+    assert isinstance(result.exception, SiameseEdgeError) and "no engine" in str(result.exception)
+
+
+def test_json_report_of_a_real_build(tmp_path, tiny_model):
+    from siamese_edge.tensorrt import load_tensorrt
+    from siamese_edge.tensorrt.errors import TensorRTUnavailableError
+
+    try:
+        load_tensorrt()
+    except TensorRTUnavailableError as exc:
+        pytest.skip(str(exc))
+    out = tmp_path / "t.engine"
+    result = CliRunner().invoke(build_engine_command, [str(tiny_model), "--out", str(out),
+                                                       "--batch", "1:2:4", "--json"])
+    if result.exit_code and "CUDA" in str(result.exception):
+        pytest.skip(f"this TensorRT cannot build without a GPU: {result.exception}")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["batch"] == "1:2:4" and out.is_file()
