@@ -39,3 +39,27 @@ def fashion_mnist_dir() -> Path:
     if not (FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     return FASHION_MNIST
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, fashion_mnist_dir) -> Path:
+    """A small real training run: 5 Fashion-MNIST classes of the test split."""
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from siamese_edge.training.config import TrainConfig
+    from siamese_edge.training.trainer import train
+
+    out = tmp_path_factory.mktemp("run") / "fashion5"
+    train(TrainConfig(data=str(fashion_mnist_dir / "t10k-images-idx3-ubyte.gz"),
+                      labels=str(fashion_mnist_dir / "t10k-labels-idx1-ubyte.gz"),
+                      out=str(out), classes=["0", "1", "5", "8", "9"], epochs=3,
+                      steps_per_epoch=25, batch_size=40, embedding_dim=32, threads=2))
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory, trained_run) -> Path:
+    from siamese_edge.exporting.onnx_export import export_run
+
+    path = tmp_path_factory.mktemp("export") / "fashion5.onnx"
+    export_run(trained_run, path)
+    return path

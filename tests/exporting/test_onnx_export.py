@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+
+from siamese_edge.cli import cli
+from siamese_edge.errors import ExportError
+from siamese_edge.exporting.onnx_export import export_run, graph_fingerprint
+from siamese_edge.model_info import METADATA_KEY
+from siamese_edge.runtime.model_file import read_model_info
+from siamese_edge.runtime.workflows import write_threshold
+
+
+def test_exported_model_describes_itself(exported_model, trained_run):
+    info = read_model_info(exported_model)
+    run = json.loads((trained_run / "run.json").read_text())
+    assert info.embedding_dim == 32 and info.metric == "cosine"
+    assert (info.preprocessing.height, info.preprocessing.width,
+            info.preprocessing.channels) == (28, 28, 1)
+    assert list(info.preprocessing.mean) == pytest.approx(run["preprocessing"]["mean"])
+    assert info.threshold == pytest.approx(run["threshold"])
+    assert info.training["loss"] == "triplet" and info.training["classes"] == [
+        "0", "1", "5", "8", "9"]
+    model = onnx.load(str(exported_model))
+    assert info.fingerprint == graph_fingerprint(model)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def test_dynamic_batch_axis(exported_model):
+    session = ort.InferenceSession(str(exported_model), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] not in (1, 2)  # symbolic
+    for batch in (1, 3, 37):
+        out = session.run(None, {"images": np.random.rand(batch, 1, 28, 28).astype(np.float32)})
+        assert out[0].shape == (batch, 32)
+        np.testing.assert_allclose(np.linalg.norm(out[0], axis=1), 1, rtol=1e-5)
+
+
+def test_threshold_rewrite_keeps_the_fingerprint(exported_model, tmp_path):
+    copy = tmp_path / "m.onnx"
+    copy.write_bytes(exported_model.read_bytes())
+    before = read_model_info(copy)
+    write_threshold(copy, 0.42, 1e-3, 0.9, "some data", 12345)
+    after = read_model_info(copy)
+    assert after.threshold == 0.42 and after.fingerprint == before.fingerprint
+    assert after.calibration["far"] == 1e-3
+    assert graph_fingerprint(onnx.load(str(copy))) == before.fingerprint
+
+
+def test_parity_failure_leaves_no_file(trained_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"max \|diff\|"):
+        export_run(trained_run, out, tolerance=-1.0)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_json_and_bad_run(trained_run, tmp_path):
+    result = CliRunner().invoke(cli, ["export", str(trained_run), "--out",
+                                      str(tmp_path / "m.onnx"), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output[result.output.index("{"):])
+    assert doc["max_abs_diff"] <= doc["tolerance"] == 1e-4
+    assert METADATA_KEY  # the key the runtime reads
+    result = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 1 and "not a training run" in result.output
