@@ -25,7 +25,11 @@ from siamese_edge.runtime.preprocess import normalize
 
 #: Largest |ONNX Runtime − PyTorch| allowed on unit-length embeddings.
 DEFAULT_TOLERANCE = 1e-4
-MIN_OPSET = 18
+#: the dynamo exporter writes opset >= 18; lower opsets (TensorRT 8.5 on JetPack 5 parses up
+#: to 17) are reached by converting its output with onnx's version converter
+EXPORTER_OPSET = 18
+MIN_OPSET = 13
+DEFAULT_OPSET = 18
 PARITY_BATCH = 16
 
 
@@ -75,7 +79,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
     Args:
         run_dir: a directory written by ``siamese-edge train``.
         out_path: the ONNX file to write (one file, weights inside).
-        opset: ONNX opset, at least 18 (the dynamo exporter's minimum).
+        opset: ONNX opset; below 18 (the exporter's own) the graph is converted down.
         tolerance: largest allowed max-abs difference between ONNX Runtime and PyTorch.
         name: model name stored in the metadata (default: the run directory's name).
         seed: seed of the random parity batch.
@@ -91,7 +95,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
 
     started = time.time()
     if opset < MIN_OPSET:
-        raise ExportError(f"opset {opset} is below {MIN_OPSET}, the exporter's minimum")
+        raise ExportError(f"opset {opset} is below {MIN_OPSET}, the lowest supported")
     run = load_run(run_dir)
     pre = run.preprocessing
     out_path = Path(out_path)
@@ -109,10 +113,12 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, (example,), str(tmp), dynamo=True, external_data=False,
-                opset_version=opset, input_names=["images"], output_names=["embeddings"],
+                opset_version=max(opset, EXPORTER_OPSET), input_names=["images"], output_names=["embeddings"],
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
                 verbose=False)
         proto = onnx.load(str(tmp))
+        if opset < EXPORTER_OPSET:
+            proto = convert_opset(proto, opset)
         info = ModelInfo(
             preprocessing=pre,
             embedding_dim=int(run.config.embedding_dim),
@@ -129,6 +135,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
         if not diff <= tolerance:
             raise ExportError(f"ONNX Runtime and PyTorch disagree: max |diff| {diff:.3g} > "
                               f"tolerance {tolerance:g}; model not written")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a model is not
         os.replace(tmp, out_path)
     except ExportError:
         raise
@@ -140,6 +147,34 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
         tmp.unlink(missing_ok=True)
     return ExportReport(str(out_path), info, diff, tolerance, batches,
                         out_path.stat().st_size, time.time() - started)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def convert_opset(model, opset: int):
+    """Convert an opset-18 graph down to ``opset`` with onnx's version converter.
+
+    The converter moves the Reduce* ops' ``axes`` back to an attribute but leaves their
+    ``noop_with_empty_axes`` attribute, which only exists from opset 18 (ReduceSum: 13) and
+    makes the result invalid; at its default (0) it is dropped here.
+    """
+    from onnx import version_converter
+
+    converted = version_converter.convert_version(model, opset)
+    for node in converted.graph.node:
+        if node.op_type.startswith("Reduce") and not (node.op_type == "ReduceSum"
+                                                      and opset >= 13):
+            for attribute in list(node.attribute):
+                if attribute.name == "noop_with_empty_axes":
+                    if attribute.i:
+                        raise ExportError(f"{node.op_type} with noop_with_empty_axes=1 cannot "
+                                          f"be expressed in opset {opset}")
+                    node.attribute.remove(attribute)
+    return converted
 
 
 def _parity_inputs(pre, batch: int, seed: int) -> np.ndarray:
