@@ -19,6 +19,7 @@ COMMANDS = {
     "verify": "siamese_edge.cli.verify:verify",
     "embed": "siamese_edge.cli.embed:embed",
     "evaluate": "siamese_edge.cli.evaluate:evaluate",
+    "engine": "siamese_edge.cli.engine:build_engine_command",
 }
 
 

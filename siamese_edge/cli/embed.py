@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import click
 
-from siamese_edge.cli.options import backend_option, batch_option, json_option, model_option, \
-    print_json, warn
+from siamese_edge.cli.options import (
+    backend_options, batch_option, json_option, model_option, open_embedder, print_json,
+    warn,
+)
 
 
 @click.command("embed")
 @model_option
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Output .npz: embeddings, paths, labels (folder names), model_fingerprint.")
-@backend_option
+@backend_options
 @batch_option
 @json_option
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-def embed(model: str, out: str, backend: str, batch_size: int, as_json: bool,
+def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: bool,
+           rebuild_stale: bool, batch_size: int, as_json: bool,
           inputs: tuple[str, ...]) -> None:
     """Embed every image in INPUTS (files, or folders searched recursively).
 
@@ -26,10 +29,9 @@ def embed(model: str, out: str, backend: str, batch_size: int, as_json: bool,
 
     The .npz loads with numpy.load(..., allow_pickle=False).
     """
-    from siamese_edge.runtime.backends import create_embedder
     from siamese_edge.runtime.workflows import embed_inputs
 
-    with create_embedder(model, backend=backend, batch_size=batch_size) as embedder:
+    with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         result = embed_inputs(embedder, inputs)
         result.save(out, embedder.info.fingerprint)
     summary = {"out": out, "count": len(result.paths), "dim": int(result.embeddings.shape[1]),

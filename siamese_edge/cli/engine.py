@@ -1,4 +1,7 @@
-"""``siamese-edge engine``: build a TensorRT engine (with its sidecar JSON) from an ONNX model."""
+"""``siamese-edge engine``: build a TensorRT engine (with its sidecar JSON) from an ONNX model.
+
+The engine options and the build call are shared with ``siamese-edge export --engine``.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +10,34 @@ import click
 from siamese_edge.cli.options import json_option, print_json, warn
 
 
-@click.command("engine")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--out", "-o", "out", default=None, type=click.Path(dir_okay=False),
-              help="Engine file to write [default: MODEL with suffix .engine]; its sidecar "
-                   "OUT.json is written beside it.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
-              help="Engine precision [default: fp32, or the target's].")
-@click.option("--batch", default=None, metavar="MIN:OPT:MAX",
-              help="Batch-axis optimization profile [default: 1:8:32, or the target's].")
-@click.option("--workspace", "workspace_mb", default=None, type=click.IntRange(1, 1 << 20),
-              metavar="MB", help="Builder workspace limit in MB [default: 1024].")
-@click.option("--calib", "calib_dir", default=None, type=click.Path(file_okay=False),
-              help="Folder of images for INT8 calibration (and the parity sample).")
-@click.option("--target", default=None,
-              help="Target profile name (export/*.json) or path bundling the options above.")
-@click.option("--no-parity", is_flag=True,
-              help="Skip the post-build comparison with ONNX Runtime FP32.")
-@json_option
-def build_engine_command(model: str, out: str | None, precision: str | None, batch: str | None,
-                         workspace_mb: int | None, calib_dir: str | None, target: str | None,
-                         no_parity: bool, as_json: bool) -> None:
-    """Build a TensorRT engine for MODEL (an exported .onnx) on this device.
+def engine_build_options(function):
+    """``--precision --batch --workspace --calib --target --no-parity``."""
+    options = [
+        click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+                     help="Engine precision [default: fp32, or the target's]."),
+        click.option("--batch", default=None, metavar="MIN:OPT:MAX",
+                     help="Batch-axis optimization profile [default: 1:8:32, or the "
+                          "target's]."),
+        click.option("--workspace", "workspace_mb", default=None,
+                     type=click.IntRange(1, 1 << 20), metavar="MB",
+                     help="Builder workspace limit in MB [default: 1024]."),
+        click.option("--calib", "calib_dir", default=None, type=click.Path(file_okay=False),
+                     help="Folder of images for INT8 calibration (and the parity sample)."),
+        click.option("--target", default=None,
+                     help="Target profile name (export/*.json) or path bundling the options "
+                          "above."),
+        click.option("--no-parity", is_flag=True,
+                     help="Skip the post-build comparison with ONNX Runtime FP32."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
 
-    \b
-    Example:
-      siamese-edge engine model.onnx --out model.engine --precision fp16 --batch 1:8:32
-      siamese-edge engine model.onnx --target desktop-int8 --calib photos/
 
-    Engines only load on the TensorRT version and GPU that built them: build on the device.
-    """
-    from pathlib import Path
-
+def build_from_options(model: str, out: str, precision: str | None, batch: str | None,
+                       workspace_mb: int | None, calib_dir: str | None, target: str | None,
+                       no_parity: bool):
+    """Resolve the options (a target profile, overridden by explicit ones) and build."""
     from siamese_edge.tensorrt.builder import BatchProfile, EngineBuildOptions, build_engine
 
     overrides = {"precision": precision,
@@ -56,11 +55,10 @@ def build_engine_command(model: str, out: str | None, precision: str | None, bat
         options = profile.build_options(**overrides)
     else:
         options = EngineBuildOptions(**{k: v for k, v in overrides.items() if v is not None})
-    out_path = out or str(Path(model).with_suffix(".engine"))
-    report = build_engine(model, out_path, options)
-    if as_json:
-        print_json(report.to_dict())
-        return
+    return build_engine(model, out, options)
+
+
+def echo_engine_report(report) -> None:
     for note in report.notes:
         warn(note)
     click.echo(f"wrote {report.engine_path} ({report.engine_bytes} bytes, {report.precision}: "
@@ -70,3 +68,33 @@ def build_engine_command(model: str, out: str | None, precision: str | None, bat
         click.echo(f"parity vs ONNX Runtime FP32: max |diff| "
                    f"{report.parity['max_abs_diff']:.2g}, decisions flipped "
                    f"{report.parity['flip_fraction']:.3%}")
+
+
+@click.command("engine")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", "out", default=None, type=click.Path(dir_okay=False),
+              help="Engine file to write [default: MODEL with suffix .engine]; its sidecar "
+                   "OUT.json is written beside it.")
+@engine_build_options
+@json_option
+def build_engine_command(model: str, out: str | None, precision: str | None, batch: str | None,
+                         workspace_mb: int | None, calib_dir: str | None, target: str | None,
+                         no_parity: bool, as_json: bool) -> None:
+    """Build a TensorRT engine for MODEL (an exported .onnx) on this device.
+
+    \b
+    Example:
+      siamese-edge engine model.onnx --out model.engine --precision fp16 --batch 1:8:32
+      siamese-edge engine model.onnx --target desktop-int8 --calib photos/
+
+    Engines only load on the TensorRT version and GPU that built them: build on the device.
+    """
+    from pathlib import Path
+
+    out_path = out or str(Path(model).with_suffix(".engine"))
+    report = build_from_options(model, out_path, precision, batch, workspace_mb, calib_dir,
+                                target, no_parity)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        echo_engine_report(report)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from siamese_edge.cli.options import backend_option, batch_option, gallery_option, \
-    json_option, model_option, print_json, warn
+from siamese_edge.cli.options import (
+    backend_options, batch_option, gallery_option, json_option, model_option, open_embedder,
+    print_json, warn,
+)
 
 #: exit status when some files of a --from-dir enrolment were skipped (the rest is stored)
 EXIT_PARTIAL = 3
@@ -16,13 +18,14 @@ EXIT_PARTIAL = 3
 @gallery_option
 @click.option("--from-dir", "from_dir", type=click.Path(file_okay=False),
               help="Enroll DIR/<identity>/*.png|jpg… (one subfolder per identity).")
-@backend_option
+@backend_options
 @batch_option
 @json_option
 @click.argument("name", required=False)
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
-def enroll(model: str, gallery: str, from_dir: str | None, backend: str, batch_size: int,
-           as_json: bool, name: str | None, images: tuple[str, ...]) -> None:
+def enroll(model: str, gallery: str, from_dir: str | None, backend: str, engine: str | None,
+           require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
+           name: str | None, images: tuple[str, ...]) -> None:
     """Enroll NAME from IMAGE... (or every identity folder of --from-dir) into the gallery.
 
     \b
@@ -34,7 +37,6 @@ def enroll(model: str, gallery: str, from_dir: str | None, backend: str, batch_s
     transaction or none is. With --from-dir, unreadable files are reported and skipped, the
     rest is stored, and the exit status is 3.
     """
-    from siamese_edge.runtime.backends import create_embedder
     from siamese_edge.runtime.gallery import Gallery
     from siamese_edge.runtime.workflows import enroll_directory, enroll_files
 
@@ -42,7 +44,8 @@ def enroll(model: str, gallery: str, from_dir: str | None, backend: str, batch_s
         raise click.UsageError("give either NAME IMAGE... or --from-dir DIR")
     if name and not images:
         raise click.UsageError(f"no images given for {name!r}")
-    with create_embedder(model, backend=backend, batch_size=batch_size) as embedder, \
+    embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
+    with embedder, \
             Gallery.open(gallery, embedder.info) as store:
         if from_dir:
             report = enroll_directory(embedder, store, from_dir)

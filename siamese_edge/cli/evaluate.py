@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from siamese_edge.cli.options import backend_option, batch_option, json_option, model_option, \
-    print_json
+from siamese_edge.cli.options import (
+    backend_options, batch_option, json_option, model_option, open_embedder, print_json,
+)
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -27,12 +28,13 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 @click.option("--write-threshold", is_flag=True,
               help="Store the threshold reaching --far in the model's metadata.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@backend_option
+@backend_options
 @batch_option
 @json_option
 def evaluate(model: str, data: str, labels: str | None, classes: str | None, target_far: float,
              n_way: int, plots: str | None, write_threshold: bool, seed: int, backend: str,
-             batch_size: int, as_json: bool) -> None:
+             engine: str | None, require_gpu: bool, rebuild_stale: bool, batch_size: int,
+             as_json: bool) -> None:
     """Measure MODEL's verification accuracy on DATA's identities.
 
     \b
@@ -45,7 +47,6 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
     accuracy, and the threshold that reaches the target FAR.
     """
     from siamese_edge.errors import InvalidInputError
-    from siamese_edge.runtime.backends import create_embedder
     from siamese_edge.runtime.workflows import evaluate_model
     from siamese_edge.runtime.workflows import write_threshold as store_threshold
 
@@ -57,7 +58,7 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         if not as_json:
             click.echo(f"\rembedding {done}/{total}", err=True, nl=done == total)
 
-    with create_embedder(model, backend=backend, batch_size=batch_size) as embedder:
+    with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         report, genuine, impostor = evaluate_model(embedder, data, labels, wanted, target_far,
                                                    n_way, seed, progress)
     doc = report.to_dict()

@@ -1,44 +1,80 @@
-"""``siamese-edge export``: a training run → one self-describing, parity-checked ONNX file."""
+"""``siamese-edge export``: a training run → one self-describing, parity-checked ONNX file,
+and optionally a TensorRT engine built from it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from siamese_edge.cli.engine import build_from_options, echo_engine_report, engine_build_options
 from siamese_edge.cli.options import json_option, print_json
 
 
 @click.command("export")
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-              help="ONNX file to write.")
-@click.option("--opset", default=18, show_default=True, type=click.IntRange(18, 30),
-              help="ONNX opset (the exporter needs >= 18).")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", "-o", type=click.Path(dir_okay=False),
+              help="ONNX file to write (required when SOURCE is a run directory).")
+@click.option("--opset", default=None, type=click.IntRange(13, 30),
+              help="ONNX opset; below 18 the exported graph is converted down (TensorRT 8.5 "
+                   "reads up to 17) [default: 18, or the target's].")
 @click.option("--tolerance", default=1e-4, show_default=True, type=float,
               help="Largest |ONNX Runtime - PyTorch| accepted on the embeddings.")
 @click.option("--name", help="Model name stored in the metadata (default: RUN_DIR's name).")
+@click.option("--engine", type=click.Path(dir_okay=False),
+              help="Also build a TensorRT engine here (needs TensorRT and a GPU).")
+@engine_build_options
 @json_option
-def export(run_dir: str, out: str, opset: int, tolerance: float, name: str | None,
-           as_json: bool) -> None:
-    """Export RUN_DIR (from 'siamese-edge train') to ONNX with a dynamic batch axis.
+def export(source: str, out: str | None, opset: int | None, tolerance: float, name: str | None,
+           engine: str | None, precision: str | None, batch: str | None,
+           workspace_mb: int | None, calib_dir: str | None, target: str | None,
+           no_parity: bool, as_json: bool) -> None:
+    """Export SOURCE (a run directory from 'siamese-edge train') to ONNX, and/or build a
+    TensorRT engine (SOURCE may then be an exported .onnx).
 
     \b
-    Example:
+    Examples:
       siamese-edge export runs/fashion --out model.onnx
+      siamese-edge export runs/fashion --out model.onnx --engine model.engine --precision fp16
+      siamese-edge export model.onnx --engine model.engine --target jetson-orin-fp16
 
-    The model's metadata holds its preprocessing, embedding size, metric, threshold and a
-    fingerprint. The file is kept only if ONNX Runtime matches PyTorch within --tolerance.
+    The ONNX file has a dynamic batch axis and metadata holding its preprocessing, embedding
+    size, metric, threshold and fingerprint. It is kept only if ONNX Runtime matches PyTorch
+    within --tolerance. An engine gets a sidecar JSON and a decision-parity check.
     """
-    from siamese_edge.exporting.onnx_export import export_run
+    document: dict = {}
+    if Path(source).is_dir():
+        if not out:
+            raise click.UsageError("--out MODEL.onnx is required to export a run directory")
+        from siamese_edge.exporting.onnx_export import DEFAULT_OPSET, export_run
 
-    if not as_json:
-        click.echo(f"exporting {run_dir} (opset {opset}) ...", err=True)
-    report = export_run(run_dir, out, opset=opset, tolerance=tolerance, name=name)
+        if opset is None and target:
+            from siamese_edge.tensorrt.targets import load_target
+
+            opset = load_target(target).opset
+        if not as_json:
+            click.echo(f"exporting {source} ...", err=True)
+        report = export_run(source, out, opset=opset or DEFAULT_OPSET, tolerance=tolerance,
+                            name=name)
+        document["onnx"] = report.to_dict()
+        onnx_path = out
+        if not as_json:
+            info = report.info
+            click.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, "
+                       f"{info.embedding_dim}-d embeddings, threshold {info.threshold:.3f})")
+            click.echo(f"parity vs PyTorch: max |diff| {report.max_abs_diff:.2e} "
+                       f"(tolerance {report.tolerance:g}, batches {list(report.parity_batches)})")
+            click.echo(f"fingerprint {info.fingerprint}")
+    else:
+        if not engine:
+            raise click.UsageError("SOURCE is a model file: give --engine OUT.engine to build "
+                                   "an engine (or a run directory to export)")
+        onnx_path = source
+    if engine:
+        engine_report = build_from_options(onnx_path, engine, precision, batch, workspace_mb,
+                                           calib_dir, target, no_parity)
+        document["engine"] = engine_report.to_dict()
+        if not as_json:
+            echo_engine_report(engine_report)
     if as_json:
-        print_json(report.to_dict())
-        return
-    info = report.info
-    click.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, "
-               f"{info.embedding_dim}-d embeddings, threshold {info.threshold:.3f})")
-    click.echo(f"parity vs PyTorch: max |diff| {report.max_abs_diff:.2e} "
-               f"(tolerance {report.tolerance:g}, batches {list(report.parity_batches)})")
-    click.echo(f"fingerprint {info.fingerprint}")
+        print_json(document if engine else document["onnx"])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from siamese_edge.cli.options import backend_option, batch_option, gallery_option, \
-    json_option, model_option, print_json
+from siamese_edge.cli.options import (
+    backend_options, batch_option, gallery_option, json_option, model_option, open_embedder,
+    print_json,
+)
 
 
 @click.command("verify")
@@ -16,12 +18,13 @@ from siamese_edge.cli.options import backend_option, batch_option, gallery_optio
               help="Accept when score >= T (default: the model's calibrated threshold).")
 @click.option("--top-k", "-k", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Candidates listed per probe in 1:N mode.")
-@backend_option
+@backend_options
 @batch_option
 @json_option
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def verify(model: str, gallery: str, identity: str | None, threshold: float | None, top_k: int,
-           backend: str, batch_size: int, as_json: bool, images: tuple[str, ...]) -> None:
+           backend: str, engine: str | None, require_gpu: bool,
+           rebuild_stale: bool, batch_size: int, as_json: bool, images: tuple[str, ...]) -> None:
     """Decide who each IMAGE is (1:N), or whether it is --identity (1:1).
 
     \b
@@ -31,11 +34,11 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
 
     A probe whose best score is below the threshold is answered 'unknown'.
     """
-    from siamese_edge.runtime.backends import create_embedder
     from siamese_edge.runtime.gallery import Gallery
     from siamese_edge.runtime.workflows import decide_files
 
-    with create_embedder(model, backend=backend, batch_size=batch_size) as embedder, \
+    embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
+    with embedder, \
             Gallery.open(gallery, embedder.info, create=False) as store:
         decisions = decide_files(embedder, store, images, identity, threshold, top_k)
     mode = "verify" if identity is not None else "identify"
