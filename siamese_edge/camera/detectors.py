@@ -1,0 +1,156 @@
+"""Regions of interest: where in a frame the thing to verify is.
+
+A detector maps an RGB frame to boxes; the loop embeds the crops. Plug in another detector
+(an ONNX face detector, a person detector) by subclassing :class:`Detector`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from siamese_edge.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels: top-left ``(x, y)``, size ``w x h``."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        return image[self.y:self.y + self.h, self.x:self.x + self.w]
+
+    def clip(self, width: int, height: int) -> Box | None:
+        """This box cut to a ``width x height`` frame; None when nothing is left."""
+        x0, y0 = max(0, self.x), max(0, self.y)
+        x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
+        return Box(x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+class Detector(ABC):
+    """``detect(frame_rgb) -> list[Box]``, boxes inside the frame, most prominent first."""
+
+    name = "detector"
+
+    @abstractmethod
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        """Boxes in a uint8 ``(H, W, 3)`` RGB frame."""
+
+
+class WholeFrame(Detector):
+    """The whole frame is the region (the embedder resizes it to the model's input)."""
+
+    name = "whole"
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        return [Box(0, 0, frame.shape[1], frame.shape[0])]
+
+
+class FixedCrop(Detector):
+    """A fixed box, e.g. where a turnstile camera always sees the face; clipped to the frame."""
+
+    name = "crop"
+
+    def __init__(self, x: int, y: int, w: int, h: int) -> None:
+        if w <= 0 or h <= 0 or x < 0 or y < 0:
+            raise InvalidInputError(f"--roi {x},{y},{w},{h}: need x,y >= 0 and w,h > 0")
+        self.box = Box(x, y, w, h)
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        clipped = self.box.clip(frame.shape[1], frame.shape[0])
+        return [clipped] if clipped is not None else []
+
+
+class HaarFaceDetector(Detector):
+    """Frontal faces with OpenCV's Haar cascade shipped inside opencv-python (no download).
+
+    Args:
+        cascade: a cascade XML; default ``haarcascade_frontalface_default.xml`` from
+            ``cv2.data.haarcascades``.
+        detect_width: frames wider than this are shrunk before detection (speed); boxes are
+            scaled back to the frame.
+        scale_factor, min_neighbors: passed to ``detectMultiScale``.
+        min_face: smallest face side in frame pixels.
+        max_faces: keep the largest ones.
+        margin: grow each box by this fraction of its side (the embedder sees some context).
+    """
+
+    name = "face"
+
+    def __init__(self, cascade: str | Path | None = None, detect_width: int = 320,
+                 scale_factor: float = 1.2, min_neighbors: int = 5, min_face: int = 64,
+                 max_faces: int = 4, margin: float = 0.0) -> None:
+        import cv2
+
+        if cascade is None:
+            base = getattr(getattr(cv2, "data", None), "haarcascades", None)
+            if base is None:
+                raise InvalidInputError("this OpenCV build ships no Haar cascades "
+                                        "(cv2.data.haarcascades); pass a cascade file")
+            cascade = Path(base) / "haarcascade_frontalface_default.xml"
+        self._classifier = cv2.CascadeClassifier(str(cascade))
+        if self._classifier.empty():
+            raise InvalidInputError(f"{cascade}: not a readable Haar cascade")
+        self.detect_width = detect_width
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_face = min_face
+        self.max_faces = max_faces
+        self.margin = margin
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        import cv2
+
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.detect_width / width) if self.detect_width else 1.0
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 and \
+            frame.shape[2] == 3 else frame.reshape(height, width)
+        if scale < 1.0:
+            gray = cv2.resize(gray, (round(width * scale), round(height * scale)),
+                              interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
+        min_side = max(8, round(self.min_face * scale))
+        found = self._classifier.detectMultiScale(gray, scaleFactor=self.scale_factor,
+                                                  minNeighbors=self.min_neighbors,
+                                                  minSize=(min_side, min_side))
+        boxes = []
+        for x, y, w, h in (found if len(found) else []):
+            grow = self.margin * max(w, h)
+            box = Box(round((x - grow) / scale), round((y - grow) / scale),
+                      round((w + 2 * grow) / scale), round((h + 2 * grow) / scale))
+            clipped = box.clip(width, height)
+            if clipped is not None:
+                boxes.append(clipped)
+        boxes.sort(key=lambda b: b.area, reverse=True)
+        return boxes[:self.max_faces]
+
+
+def detector_from_roi(roi: str) -> Detector:
+    """``--roi`` text → detector: ``whole``, ``face`` or ``x,y,w,h``.
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    text = roi.strip().lower()
+    if text == "whole":
+        return WholeFrame()
+    if text == "face":
+        return HaarFaceDetector()
+    parts = text.split(",")
+    if len(parts) == 4 and all(p.strip().lstrip("-").isdigit() for p in parts):
+        return FixedCrop(*(int(p) for p in parts))
+    raise InvalidInputError(f"--roi {roi}: expected whole, face or x,y,w,h")

@@ -1,0 +1,221 @@
+"""Library entry points behind ``verify --camera`` and ``enroll --camera`` (no click here).
+
+How the CLI wires them
+======================
+
+``siamese-edge verify --camera SRC`` (camera mode replaces the IMAGES argument)::
+
+    @click.option("--camera", help="Device index, /dev/videoN, video file, rtsp:// or "
+                  "http(s):// URL, csi://N, v4l2://N or a GStreamer pipeline.")
+    @click.option("--vote", default="3/5", show_default=True,
+                  help="Accept after k of the last n frames agree.")
+    @click.option("--roi", default="whole", show_default=True, help="whole | face | x,y,w,h")
+    @click.option("--show", is_flag=True, help="Draw decisions in a window (needs a display).")
+    @click.option("--output", type=click.Path(dir_okay=False), help="Annotated video file.")
+    @click.option("--max-frames", type=click.IntRange(1))
+    @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Seconds.")
+    # --json (json_option), --identity, --threshold, backend options: as today.
+
+    options = CameraOptions(vote=vote, roi=roi, show=show, output=output,
+                            max_frames=max_frames, duration=duration, json=as_json)
+    embedder = open_embedder(...)                       # not entered: done inside
+    matcher = <FrameMatcher over the gallery>           # see "Matcher" below
+    summary = run_camera_verify(embedder, matcher, camera, options,
+                                emit=print_json if as_json else lambda e: click.echo(
+                                    format_event(e)))
+    print_json(summary) if as_json else click.echo(format_summary(summary))
+
+``siamese-edge enroll --camera SRC --name NAME --samples N [--roi face]``::
+
+    crops = capture_enrolment(embedder, camera, samples, roi=roi,
+                              emit=(print_json if as_json else None))
+    if len(crops) < samples: raise CameraError(...)   # or enroll what was captured
+    with embedder: embeddings = embedder.embed(crops)
+    gallery.enroll(name, embeddings, sources=[f"{camera}#{i}" for i in range(len(crops))])
+
+``CameraError`` (and every other error raised here) is a ``SiameseEdgeError``: the CLI's
+usual one-line handling applies. ``emit`` is called from two threads (the loop and the
+capture thread's stream status); :func:`run_camera_verify` serialises the calls.
+
+Matcher
+=======
+Anything with ``match(embeddings (N, D)) -> list[Match]`` (see
+:mod:`siamese_edge.camera.matcher`). From a gallery the simplest is
+``CosineMatrixMatcher(names_per_template, templates, threshold, identity=identity)``; a
+Verifier adapter maps its per-row decision to ``Match(identity or None, score, accepted)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from siamese_edge.camera.annotate import VideoFileSink, WindowSink, display_available
+from siamese_edge.camera.capture import Backoff, FrameGrabber
+from siamese_edge.camera.detectors import Detector, detector_from_roi
+from siamese_edge.camera.enroll_capture import collect_enrolment_crops
+from siamese_edge.camera.loop import run_loop
+from siamese_edge.camera.matcher import FrameMatcher
+from siamese_edge.camera.sources import CameraSource, open_capture, parse_source
+from siamese_edge.camera.voting import KOfNVoter
+from siamese_edge.errors import InvalidInputError
+from siamese_edge.runtime.embedder import Embedder
+
+Emit = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    """The camera options of ``verify --camera``, one field per CLI option.
+
+    Attributes:
+        vote: ``--vote k/n``: accept after k of the last n frames agree.
+        roi: ``--roi``: ``whole``, ``face`` (Haar cascade) or ``x,y,w,h``.
+        show: ``--show``: window with the annotated frames (ignored with a warning event
+            when no display exists).
+        output: ``--output FILE``: annotated video (.avi MJPG, .mp4, .mkv FFV1).
+        max_frames: ``--max-frames``: stop after this many processed frames.
+        duration: ``--duration``: stop after this many seconds.
+        json: ``--json``: the caller prints events as JSON lines (kept here so one object
+            carries the whole camera configuration; the library does not print).
+        reconnect_max_s: ``--reconnect-max`` (optional): longest wait between reopen attempts.
+    """
+
+    vote: str = "3/5"
+    roi: str = "whole"
+    show: bool = False
+    output: Optional[str] = None
+    max_frames: Optional[int] = None
+    duration: Optional[float] = None
+    json: bool = False
+    reconnect_max_s: float = 10.0
+
+
+def _serialised(emit: Emit) -> Emit:
+    lock = threading.Lock()
+
+    def call(event: dict) -> None:
+        with lock:
+            emit(event)
+
+    return call
+
+
+def _grabber(source: CameraSource, emit: Emit, reconnect_max_s: float) -> FrameGrabber:
+    return FrameGrabber(lambda: open_capture(source), live=source.live, on_status=emit,
+                        backoff=Backoff(max_s=reconnect_max_s))
+
+
+def _source_fps(grabber: FrameGrabber) -> float:
+    import cv2
+
+    reader = grabber._reader  # noqa: SLF001 - read-only peek at the opened capture
+    try:
+        return float(reader.get(cv2.CAP_PROP_FPS)) if reader is not None else 0.0
+    except Exception:
+        return 0.0
+
+
+def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | int,
+                      options: CameraOptions, emit: Emit,
+                      detector: Detector | None = None,
+                      stop: threading.Event | None = None) -> dict:
+    """Verify frames from ``source`` until it ends, a limit is hit, or Ctrl-C.
+
+    Args:
+        embedder: not entered yet (entered and exited here) or already active.
+        matcher: scores embeddings against the gallery (1:1 or 1:N).
+        source: the ``--camera`` value.
+        options: the CLI's camera options.
+        emit: receives decision and stream-status events (JSON-ready dicts).
+        detector: overrides ``options.roi`` (e.g. a user's own detector).
+        stop: set from another thread to stop cleanly.
+
+    Returns:
+        The summary (``frames``, ``fps``, ``latency_ms`` p50/p99 per stage, ``stopped_by``).
+
+    Raises:
+        CameraError: the source cannot be opened; InvalidInputError: a bad option.
+    """
+    parsed = parse_source(source)
+    voter = KOfNVoter.parse(options.vote)
+    detector = detector or detector_from_roi(options.roi)
+    emit = _serialised(emit)
+    grabber = _grabber(parsed, emit, options.reconnect_max_s)
+    sinks: list = []
+    window = None
+    with embedder:
+        grabber.start()
+        try:
+            if options.output:
+                sinks.append(VideoFileSink(options.output, fps=_source_fps(grabber)))
+            if options.show:
+                if display_available():
+                    window = WindowSink()
+                    sinks.append(window)
+                else:
+                    emit({"event": "warning", "message": "--show: no display (or a headless "
+                          "OpenCV); running without a window"})
+        except BaseException:
+            grabber.stop()
+            raise
+        summary = run_loop(grabber, embedder, matcher, detector, voter, emit, sinks=sinks,
+                           max_frames=options.max_frames, duration_s=options.duration,
+                           stop=stop,
+                           should_stop=(lambda: window.quit_requested) if window else None)
+    summary["source"] = parsed.text
+    return summary
+
+
+def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
+                      roi: str = "face", detector: Detector | None = None,
+                      max_similarity: float = 0.98, min_pixel_change: float = 6.0,
+                      timeout_s: float | None = 60.0, max_frames: int | None = None,
+                      emit: Emit | None = None) -> list[np.ndarray]:
+    """Capture ``samples`` distinct good crops from ``source`` for ``enroll --camera``.
+
+    Frames without a detection, and crops too similar to the last kept one, are skipped
+    (see :mod:`siamese_edge.camera.enroll_capture`). Returns RGB uint8 crops, possibly fewer
+    than ``samples`` if the source ended or ``timeout_s``/``max_frames`` ran out.
+    """
+    if samples < 1:
+        raise InvalidInputError(f"--samples {samples}: need at least 1")
+    parsed = parse_source(source)
+    detector = detector or detector_from_roi(roi)
+    emit = _serialised(emit or (lambda event: None))
+    grabber = _grabber(parsed, emit, 10.0)
+    with embedder:
+        grabber.start()
+        return collect_enrolment_crops(grabber, embedder, detector, samples,
+                                       max_similarity=max_similarity,
+                                       min_pixel_change=min_pixel_change,
+                                       max_frames=max_frames, timeout_s=timeout_s,
+                                       on_progress=emit)
+
+
+def format_event(event: dict) -> str:
+    """One human-readable line for an event (the text output of ``verify --camera``)."""
+    kind = event.get("event")
+    if kind == "decision":
+        name = event["identity"] or "unknown"
+        verdict = "ACCEPT" if event["accepted"] else "match" if event["match"] else "reject"
+        lat = event["latency_ms"]
+        return (f"frame {event['frame']:>6}  {verdict:<6} {name:<20} {event['score']:.3f}  "
+                f"box={event['box']}  detect {lat['detect']:.1f} ms  "
+                f"embed {lat['embed']:.1f} ms")
+    details = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "time"))
+    return f"{kind}: {details}" if details else str(kind)
+
+
+def format_summary(summary: dict) -> str:
+    """The closing lines: frames, FPS and p50/p99 per stage."""
+    lines = [f"{summary['frames']} frames in {summary['duration_s']:.1f} s "
+             f"({summary['fps']:.1f} FPS), {summary['frames_skipped']} skipped, "
+             f"{summary['reopens']} reopens, stopped by {summary['stopped_by']}"]
+    for stage, stats in summary["latency_ms"].items():
+        if stats["p50"] is not None:
+            lines.append(f"  {stage:<8} p50 {stats['p50']:7.2f} ms   p99 {stats['p99']:7.2f} ms")
+    return "\n".join(lines)
