@@ -1,0 +1,116 @@
+"""The capture thread: newest frame only, reopen with backoff, files end, clean stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from camera_helpers import FakeCamera, write_video
+
+from siamese_edge.camera.capture import Backoff, FrameGrabber
+from siamese_edge.camera.sources import CameraError, open_capture, parse_source
+
+
+def test_lost_stream_is_reopened_with_backoff_and_reported():
+    camera = FakeCamera(period_s=0.001, drop_after=5, refuse_opens=2)
+    events: list[dict] = []
+    with FrameGrabber(camera.open, live=True, on_status=events.append,
+                      backoff=Backoff(initial_s=0.01, factor=2.0, max_s=0.05)) as grabber:
+        got = []
+        while len(got) < 12:
+            frame = grabber.read(timeout=5)
+            assert frame is not None
+            got.append(int(frame.image[0, 0, 0]))
+    kinds = [e["event"] for e in events]
+    assert kinds == ["stream_lost", "reopen_failed", "reopen_failed", "stream_reopened"]
+    assert [e["retry_in_s"] for e in events if e["event"] == "reopen_failed"] == [0.02, 0.04]
+    assert camera.opens == 4 and grabber.reopen_count == 1
+    assert got == sorted(got) and got[-1] >= 11  # frames keep coming after the reopen
+    assert not grabber.alive
+
+
+def test_backoff_doubles_up_to_the_cap():
+    backoff = Backoff(initial_s=0.5, factor=2.0, max_s=3.0)
+    assert [backoff.delay(a) for a in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_gives_up_after_max_attempts():
+    camera = FakeCamera(drop_after=3, refuse_opens=100)
+    events: list[dict] = []
+    with FrameGrabber(camera.open, live=True, on_status=events.append,
+                      backoff=Backoff(0.001, 1.0, 0.001), max_reopen_attempts=3) as grabber:
+        while grabber.read(timeout=5) is not None:
+            pass
+        assert grabber.ended
+    assert events[-1]["event"] == "stream_ended" and "3 reopen attempts" in events[-1]["reason"]
+
+
+def test_newest_frame_only_when_inference_is_slow():
+    """A 500 FPS camera and a 40 ms consumer: frames are skipped, none is stale."""
+    camera = FakeCamera(period_s=0.002)
+    ages, indices = [], []
+    with FrameGrabber(camera.open, live=True) as grabber:
+        for _ in range(8):
+            frame = grabber.read(timeout=5)
+            ages.append(time.monotonic() - frame.timestamp)
+            indices.append(frame.index)
+            time.sleep(0.04)  # "inference"
+        skipped = grabber.frames_skipped
+    assert skipped > 30
+    assert min(np.diff(indices)) > 5        # the consumer jumped over the backlog
+    assert max(ages[1:]) < 0.03             # a queue would have grown to ~0.3 s
+
+
+def test_file_hands_over_every_frame_in_order_then_ends(tmp_path, fashion_items):
+    frames = [np.roll(fashion_items["pullover"], shift, axis=1) for shift in range(12)]
+    video = write_video(tmp_path / "clip.avi", frames)
+    source = parse_source(str(video))
+    events: list[dict] = []
+    grabber = FrameGrabber(lambda: open_capture(source), live=source.live,
+                           on_status=events.append).start()
+    got = []
+    while True:
+        frame = grabber.read(timeout=5)
+        if frame is None:
+            break
+        got.append(frame)
+        time.sleep(0.005)  # slow consumer: a file still loses nothing
+    assert [f.index for f in got] == list(range(12))
+    assert all(np.array_equal(f.image, want) for f, want in zip(got, frames))  # RGB, lossless
+    assert grabber.ended and grabber.frames_skipped == 0
+    assert [e["event"] for e in events] == ["stream_ended"]
+    grabber.stop()
+    assert not grabber.alive
+
+
+def test_stop_unblocks_a_waiting_reader_and_joins():
+    camera = FakeCamera(period_s=0.05)
+    grabber = FrameGrabber(camera.open, live=True).start()
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(frame=grabber.read()))
+    grabber.read(timeout=5)  # consume the first frame: the waiter blocks for the next
+    waiter.start()
+    grabber.stop()
+    waiter.join(2)
+    assert not waiter.is_alive() and not grabber.alive
+    assert camera.released == 1
+
+
+def test_an_unopenable_source_fails_at_start():
+    grabber = FrameGrabber(lambda: open_capture(parse_source("/dev/video99")), live=True)
+    with pytest.raises(CameraError):
+        grabber.start()
+    assert not grabber.alive
+
+
+def test_errors_in_the_thread_reach_the_consumer():
+    class Broken(FakeCamera):
+        def read(self):
+            raise RuntimeError("driver crashed")
+
+    grabber = FrameGrabber(Broken().open, live=True).start()
+    with pytest.raises(RuntimeError, match="driver crashed"):
+        grabber.read(timeout=5)
+    grabber.stop()
