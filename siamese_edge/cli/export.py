@@ -15,7 +15,7 @@ from siamese_edge.cli.options import json_option, print_json
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
               help="ONNX file to write (required when SOURCE is a run directory).")
-@click.option("--opset", default=None, type=click.IntRange(13, 30),
+@click.option("--opset", default=None, type=click.IntRange(17, 30),
               help="ONNX opset; below 18 the exported graph is converted down (TensorRT 8.5 "
                    "reads up to 17) [default: 18, or the target's].")
 @click.option("--tolerance", default=1e-4, show_default=True, type=float,

@@ -28,7 +28,7 @@ DEFAULT_TOLERANCE = 1e-4
 #: the dynamo exporter writes opset >= 18; lower opsets (TensorRT 8.5 on JetPack 5 parses up
 #: to 17) are reached by converting its output with onnx's version converter
 EXPORTER_OPSET = 18
-MIN_OPSET = 13
+MIN_OPSET = 17
 DEFAULT_OPSET = 18
 PARITY_BATCH = 16
 
@@ -72,7 +72,7 @@ def set_model_info(model, info: ModelInfo) -> None:
 
 
 def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str],
-               opset: int = MIN_OPSET, tolerance: float = DEFAULT_TOLERANCE,
+               opset: int = DEFAULT_OPSET, tolerance: float = DEFAULT_TOLERANCE,
                name: str | None = None, seed: int = 0) -> ExportReport:
     """Export a training run to ONNX and check it against PyTorch.
 
@@ -113,7 +113,8 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, (example,), str(tmp), dynamo=True, external_data=False,
-                opset_version=max(opset, EXPORTER_OPSET), input_names=["images"], output_names=["embeddings"],
+                opset_version=max(opset, EXPORTER_OPSET), input_names=["images"],
+                output_names=["embeddings"],
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
                 verbose=False)
         proto = onnx.load(str(tmp))

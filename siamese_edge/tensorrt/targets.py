@@ -2,14 +2,16 @@
 
 JSON (not TOML) so that reading them needs nothing outside the standard library on
 Python 3.8 (JetPack 5), where ``tomllib`` does not exist. Profiles are looked up in, in order:
-the folders of ``$SIAMESE_EDGE_TARGETS`` (``os.pathsep``-separated), ``./export``, and the
-``export/`` folder of a source checkout. ``--target`` also takes a path to a ``.json`` file.
+the folders of ``$SIAMESE_EDGE_TARGETS`` (``os.pathsep``-separated), ``./export``, the
+``export/`` folder of a source checkout, and ``<prefix>/share/siamese-edge/export`` where
+``pip install`` puts them. ``--target`` also takes a path to a ``.json`` file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from siamese_edge.tensorrt.errors import TargetError
 
 BACKENDS = ("tensorrt", "onnxruntime")
 _CHECKOUT_TARGETS = Path(__file__).resolve().parents[2] / "export"
+#: where `pip install` puts export/*.json (pyproject's data-files)
+_INSTALLED_TARGETS = Path(sys.prefix) / "share" / "siamese-edge" / "export"
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class TargetProfile:
 
 def target_dirs() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("SIAMESE_EDGE_TARGETS", "").split(os.pathsep) if p]
-    return [*extra, Path.cwd() / "export", _CHECKOUT_TARGETS]
+    return [*extra, Path.cwd() / "export", _CHECKOUT_TARGETS, _INSTALLED_TARGETS]
 
 
 def list_targets() -> dict[str, Path]:

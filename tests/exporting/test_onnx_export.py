@@ -66,3 +66,14 @@ def test_cli_export_json_and_bad_run(trained_run, tmp_path):
     assert METADATA_KEY  # the key the runtime reads
     result = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(tmp_path / "x.onnx")])
     assert result.exit_code == 1 and "not a training run" in result.output
+
+
+def test_opset_17_for_tensorrt_8_5(trained_run, tmp_path):
+    out = tmp_path / "m17.onnx"
+    report = export_run(trained_run, out, opset=17)
+    model = onnx.load(str(out))
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    onnx.checker.check_model(model)
+    assert report.max_abs_diff <= 1e-4
+    with pytest.raises(ExportError, match="below 17"):
+        export_run(trained_run, tmp_path / "m16.onnx", opset=16)
