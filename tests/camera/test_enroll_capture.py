@@ -1,0 +1,60 @@
+"""Enrolment from a camera: N distinct good crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from camera_helpers import write_video
+
+from siamese_edge.camera.sources import CameraError
+from siamese_edge.cli.camera import capture_enrolment
+from siamese_edge.errors import InvalidInputError
+
+cv2 = pytest.importorskip("cv2")
+
+
+def test_keeps_distinct_frames_and_skips_repeats(tmp_path, embedder, fashion_items):
+    roles = ["pullover"] * 4 + ["sandal"] * 3 + ["stranger"] * 3 + ["pullover"] * 2
+    video = write_video(tmp_path / "enrol.avi", [fashion_items[r] for r in roles])
+    events: list[dict] = []
+    crops = capture_enrolment(embedder, str(video), samples=3, roi="whole", emit=events.append)
+    assert [c.shape for c in crops] == [(128, 128, 3)] * 3
+    assert [np.array_equal(c, fashion_items[r]) for c, r in
+            zip(crops, ["pullover", "sandal", "stranger"])] == [True] * 3
+    kept = [e["frame"] for e in events if e["event"] == "enrol_sample"]
+    assert kept == [0, 4, 7]  # and it stopped there: the last pullovers were not needed
+    skips = [e for e in events if e["event"] == "enrol_skip"]
+    assert len(skips) == 5 and all("too similar" in e["reason"] for e in skips)
+
+
+def test_face_enrolment_skips_frames_without_a_face(tmp_path, embedder, astronaut):
+    blank = np.full((480, 640, 3), 120, np.uint8)
+
+    def placed(photo, x):
+        frame = blank.copy()
+        frame[:, x:x + 512] = photo[:480]
+        return frame
+
+    frames = [blank, blank, placed(astronaut, 64), placed(astronaut, 64), blank,
+              placed(astronaut[:, ::-1], 100), blank]
+    video = write_video(tmp_path / "faces.avi", frames)
+    events: list[dict] = []
+    crops = capture_enrolment(embedder, str(video), samples=2, roi="face",
+                              max_similarity=1.0, emit=events.append)
+    assert len(crops) == 2
+    assert all(60 < c.shape[0] < 160 and c.shape[0] == c.shape[1] for c in crops)
+    reasons = [e["reason"] for e in events if e["event"] == "enrol_skip"]
+    assert reasons == ["no detection", "no detection", "too similar to the last kept sample",
+                       "no detection"]
+
+
+def test_fewer_crops_when_the_source_ends(tmp_path, embedder, fashion_items):
+    video = write_video(tmp_path / "short.avi", [fashion_items["sandal"]] * 5)
+    assert len(capture_enrolment(embedder, str(video), samples=3, roi="whole")) == 1
+
+
+def test_bad_arguments(embedder):
+    with pytest.raises(InvalidInputError):
+        capture_enrolment(embedder, "0", samples=0)
+    with pytest.raises(CameraError):
+        capture_enrolment(embedder, "/dev/video99", samples=2)
