@@ -6,14 +6,15 @@ frame instead of on a growing backlog (latency stays bounded; skipped frames are
 When a read fails the stream is released and reopened with exponential backoff; both facts
 are reported through ``on_status``.
 
-Files: every frame is handed over in order (the thread decodes the next frame while the
-consumer works on this one) and the end of the file ends the capture cleanly.
+Files: every frame is handed over in order (the thread decodes up to ``prefetch`` frames
+ahead while the consumer works) and the end of the file ends the capture cleanly.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
@@ -75,6 +76,7 @@ class FrameGrabber:
         backoff: delays between reopen attempts.
         max_reopen_attempts: give up (end the capture) after this many failed attempts in a
             row; None retries for ever, as a door camera should.
+        prefetch: frames a file may be decoded ahead (live sources keep one: the newest).
 
     Example:
         >>> with FrameGrabber(lambda: open_capture(source), live=True) as grabber:  # doctest: +SKIP
@@ -83,7 +85,7 @@ class FrameGrabber:
 
     def __init__(self, open_reader: Callable[[], VideoReader], live: bool = True,
                  on_status: StatusCallback | None = None, backoff: Backoff = Backoff(),
-                 max_reopen_attempts: int | None = None) -> None:
+                 max_reopen_attempts: int | None = None, prefetch: int = 4) -> None:
         self._open_reader = open_reader
         self.live = live
         self._on_status = on_status or (lambda event: None)
@@ -91,7 +93,8 @@ class FrameGrabber:
         self.max_reopen_attempts = max_reopen_attempts
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._frame: Frame | None = None
+        self._frames: deque[Frame] = deque()
+        self._capacity = 1 if live else max(1, int(prefetch))
         self._ended = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -120,7 +123,7 @@ class FrameGrabber:
     def ended(self) -> bool:
         """The thread finished (end of file, gave up, stopped) and no frame is pending."""
         with self._cond:
-            return self._ended and self._frame is None
+            return self._ended and not self._frames
 
     @property
     def alive(self) -> bool:
@@ -138,12 +141,12 @@ class FrameGrabber:
         was stopped, or ``timeout`` seconds passed without a frame."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._frame is None and not self._ended and not self._stop.is_set():
+            while not self._frames and not self._ended and not self._stop.is_set():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining if remaining is not None else 0.5)
-            frame, self._frame = self._frame, None
+            frame = self._frames.popleft() if self._frames else None
             self._cond.notify_all()
         if frame is None and self._error is not None:
             raise self._error
@@ -180,12 +183,13 @@ class FrameGrabber:
     def _publish(self, frame: Frame) -> None:
         with self._cond:
             if not self.live:
-                # Files: hand over every frame; wait until the consumer took the last one.
-                while self._frame is not None and not self._stop.is_set():
+                # Files: hand over every frame; wait while the consumer is behind.
+                while len(self._frames) >= self._capacity and not self._stop.is_set():
                     self._cond.wait(0.5)
-            elif self._frame is not None:
-                self.frames_skipped += 1
-            self._frame = frame
+            elif self._frames:
+                self.frames_skipped += len(self._frames)
+                self._frames.clear()
+            self._frames.append(frame)
             self._cond.notify_all()
 
     def _reopen(self) -> bool:

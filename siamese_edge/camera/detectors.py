@@ -78,6 +78,13 @@ class FixedCrop(Detector):
 class HaarFaceDetector(Detector):
     """Frontal faces with OpenCV's Haar cascade shipped inside opencv-python (no download).
 
+    A full search over every position and scale costs ~15-35 ms on a 640x480 frame, too slow
+    for 25 FPS on two cores. So, like most real-time face pipelines, it searches the whole
+    frame every ``refresh_every`` frames and in between only around the faces it found last
+    time (a window twice a face's size, scales 0.75x-1.33x, ~1-2 ms). A face that appears
+    while others are tracked is found at the next full search; when a tracked face is lost
+    the frame is searched in full at once. ``refresh_every=1`` searches every frame in full.
+
     Args:
         cascade: a cascade XML; default ``haarcascade_frontalface_alt2.xml`` from
             ``cv2.data.haarcascades`` (on 320-pixel-wide frames it found the test faces
@@ -89,13 +96,14 @@ class HaarFaceDetector(Detector):
             each halving of it roughly doubles the detection time).
         max_faces: keep the largest ones.
         margin: grow each box by this fraction of its side (the embedder sees some context).
+        refresh_every: frames between full searches while faces are tracked.
     """
 
     name = "face"
 
     def __init__(self, cascade: str | Path | None = None, detect_width: int = 320,
                  scale_factor: float = 1.2, min_neighbors: int = 3, min_face: int = 48,
-                 max_faces: int = 4, margin: float = 0.0) -> None:
+                 max_faces: int = 4, margin: float = 0.0, refresh_every: int = 10) -> None:
         import cv2
 
         if cascade is None:
@@ -116,6 +124,30 @@ class HaarFaceDetector(Detector):
         self.min_face = min_face
         self.max_faces = max_faces
         self.margin = margin
+        self.refresh_every = max(1, int(refresh_every))
+        self._tracked: list[tuple[int, int, int, int]] = []  # in detection pixels
+        self._since_full = 0
+        self.full_searches = 0
+
+    def reset(self) -> None:
+        """Forget tracked faces: the next frame is searched in full."""
+        self._tracked = []
+        self._since_full = 0
+
+    def _search(self, gray: np.ndarray, min_side: int, max_side: int = 0) -> list:
+        found = self._classifier.detectMultiScale(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(min_side, min_side), maxSize=(max_side, max_side))
+        return [tuple(int(v) for v in box) for box in (found if len(found) else [])]
+
+    def _search_near(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> list:
+        x, y, w, h = box
+        side = max(w, h)
+        x0, y0 = max(0, x - side // 2), max(0, y - side // 2)
+        x1, y1 = min(gray.shape[1], x + w + side // 2), min(gray.shape[0], y + h + side // 2)
+        found = self._search(gray[y0:y1, x0:x1], max(8, int(side * 0.75)),
+                             int(side * 1.33) + 1)
+        return [(fx + x0, fy + y0, fw, fh) for fx, fy, fw, fh in found]
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         import cv2
@@ -128,20 +160,31 @@ class HaarFaceDetector(Detector):
             gray = cv2.resize(gray, (round(width * scale), round(height * scale)),
                               interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
-        min_side = max(8, round(self.min_face * scale))
-        found = self._classifier.detectMultiScale(gray, scaleFactor=self.scale_factor,
-                                                  minNeighbors=self.min_neighbors,
-                                                  minSize=(min_side, min_side))
+        found: list = []
+        if self._tracked and self._since_full < self.refresh_every:
+            for box in self._tracked:
+                near = self._search_near(gray, box)
+                if near:
+                    found.append(max(near, key=lambda b: b[2] * b[3]))
+            if len(found) < len(self._tracked):  # a face was lost: look everywhere
+                found = []
+        if found:
+            self._since_full += 1
+        else:
+            found = self._search(gray, max(8, round(self.min_face * scale)))
+            self._since_full = 1
+            self.full_searches += 1
+        found.sort(key=lambda b: b[2] * b[3], reverse=True)
+        self._tracked = found[:self.max_faces]
         boxes = []
-        for x, y, w, h in (found if len(found) else []):
+        for x, y, w, h in self._tracked:
             grow = self.margin * max(w, h)
             box = Box(round((x - grow) / scale), round((y - grow) / scale),
                       round((w + 2 * grow) / scale), round((h + 2 * grow) / scale))
             clipped = box.clip(width, height)
             if clipped is not None:
                 boxes.append(clipped)
-        boxes.sort(key=lambda b: b.area, reverse=True)
-        return boxes[:self.max_faces]
+        return boxes
 
 
 def detector_from_roi(roi: str) -> Detector:

@@ -3,7 +3,8 @@
 A frame is used when the detector finds a region (the largest is taken) and the crop is
 not too similar to the last kept one: its embedding's cosine to the last kept embedding is
 at most ``max_similarity`` *and* its mean absolute pixel difference (on a small gray
-thumbnail, 0..255) is at least ``min_pixel_change``. Set ``max_similarity=1`` or
+thumbnail, 0..255) is at least ``min_pixel_change`` (20: a face shifted by a tenth of its
+size or mirrored differs by 30-40, the same face with a jittering box by 10-15). Set ``max_similarity=1`` or
 ``min_pixel_change=0`` to switch one test off.
 """
 
@@ -19,7 +20,9 @@ from siamese_edge.camera.detectors import Detector
 from siamese_edge.errors import InvalidInputError
 from siamese_edge.runtime.embedder import Embedder
 
-THUMBNAIL = 32
+#: Side of the gray thumbnail compared between crops: coarse on purpose, so that a box
+#: jittering by a few pixels (~10-15 levels of difference) is not taken for a new pose.
+THUMBNAIL = 16
 
 
 def _thumbnail(crop: np.ndarray) -> np.ndarray:
@@ -33,7 +36,7 @@ def _thumbnail(crop: np.ndarray) -> np.ndarray:
 
 def collect_enrolment_crops(grabber: FrameGrabber, embedder: Embedder, detector: Detector,
                             samples: int, max_similarity: float = 0.98,
-                            min_pixel_change: float = 6.0, max_frames: int | None = None,
+                            min_pixel_change: float = 20.0, max_frames: int | None = None,
                             timeout_s: float | None = None,
                             on_progress: Callable[[dict], None] | None = None
                             ) -> list[np.ndarray]:

@@ -55,7 +55,7 @@ import numpy as np
 
 from siamese_edge.camera.annotate import VideoFileSink, WindowSink, display_available
 from siamese_edge.camera.capture import Backoff, FrameGrabber
-from siamese_edge.camera.detectors import Detector, detector_from_roi
+from siamese_edge.camera.detectors import Detector, HaarFaceDetector, detector_from_roi
 from siamese_edge.camera.enroll_capture import collect_enrolment_crops
 from siamese_edge.camera.loop import run_loop
 from siamese_edge.camera.matcher import FrameMatcher
@@ -172,7 +172,7 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
 
 def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
                       roi: str = "face", detector: Detector | None = None,
-                      max_similarity: float = 0.98, min_pixel_change: float = 6.0,
+                      max_similarity: float = 0.98, min_pixel_change: float = 20.0,
                       timeout_s: float | None = 60.0, max_frames: int | None = None,
                       emit: Emit | None = None) -> list[np.ndarray]:
     """Capture ``samples`` distinct good crops from ``source`` for ``enroll --camera``.
@@ -184,7 +184,11 @@ def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
     if samples < 1:
         raise InvalidInputError(f"--samples {samples}: need at least 1")
     parsed = parse_source(source)
-    detector = detector or detector_from_roi(roi)
+    if detector is None:
+        # Full face search on every frame: speed matters less here than not mistaking a
+        # tracked box's jitter for a new pose.
+        detector = HaarFaceDetector(refresh_every=1) if roi.strip().lower() == "face" \
+            else detector_from_roi(roi)
     emit = _serialised(emit or (lambda event: None))
     grabber = _grabber(parsed, emit, 10.0)
     with embedder:

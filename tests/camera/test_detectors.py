@@ -66,3 +66,33 @@ def test_roi_option():
     for bad in ("eyes", "1,2,3", "1,2,-3,4", "a,b,c,d"):
         with pytest.raises(InvalidInputError):
             detector_from_roi(bad)
+
+
+def frames_with_faces(astronaut, xs: list[list[int]]) -> list[np.ndarray]:
+    """640x480 frames with a 200-pixel-wide astronaut head-crop at each x of each frame."""
+    head = astronaut[20:240, 120:320]  # the face and some helmet
+    frames = []
+    for positions in xs:
+        frame = np.full((480, 640, 3), 100, np.uint8)
+        for x in positions:
+            frame[100:320, x:x + 200] = head
+        frames.append(frame)
+    return frames
+
+
+def test_tracking_follows_a_moving_face_with_few_full_searches(astronaut):
+    xs = [20 + 8 * i for i in range(30)]
+    detector = HaarFaceDetector(refresh_every=10)
+    for x, frame in zip(xs, frames_with_faces(astronaut, [[x] for x in xs])):
+        got = detector.detect(frame)
+        assert len(got) == 1 and iou(got[0], Box(x + 54, 148, 94, 94)) > 0.6, (x, got)
+    assert detector.full_searches <= 6  # every 10th frame, and where the ROI search lost it
+
+
+def test_tracking_notices_a_lost_face_and_finds_a_new_one(astronaut):
+    frames = frames_with_faces(astronaut, [[40]] * 3 + [[]] + [[40]] + [[40, 400]] * 12)
+    detector = HaarFaceDetector(refresh_every=10)
+    counts = [len(detector.detect(frame)) for frame in frames]
+    assert counts[:5] == [1, 1, 1, 0, 1]           # the gone face is not "tracked" on
+    assert counts[5] == 1 and counts[-1] == 2      # the newcomer: at the next full search
+    assert counts.index(2) <= 5 + detector.refresh_every
