@@ -18,6 +18,7 @@ PyPI's opencv-python has no GStreamer: on a Jetson use the distribution's ``pyth
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -142,6 +143,10 @@ def open_capture(source: CameraSource, open_timeout_s: float = DEFAULT_OPEN_TIME
     if source.kind == "gstreamer" and not gstreamer_available():
         raise CameraError(f"--camera {source.text}: this OpenCV ({cv2.__version__}) is built "
                           "without GStreamer; install the distribution's python3-opencv")
+    if source.text.lower().startswith("rtsp"):
+        # RTSP over UDP smears frames whenever a packet is lost; TCP is what cameras on
+        # busy networks need. A user's own OPENCV_FFMPEG_CAPTURE_OPTIONS wins.
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     params: list[int] = []
     if source.kind in ("stream", "file"):
         for name, seconds in (("CAP_PROP_OPEN_TIMEOUT_MSEC", open_timeout_s),

@@ -110,13 +110,15 @@ def _grabber(source: CameraSource, emit: Emit, reconnect_max_s: float) -> FrameG
 
 
 def _source_fps(grabber: FrameGrabber) -> float:
+    """The source's frame rate for the annotated video (0 when it does not say)."""
     import cv2
 
     reader = grabber._reader  # noqa: SLF001 - read-only peek at the opened capture
     try:
-        return float(reader.get(cv2.CAP_PROP_FPS)) if reader is not None else 0.0
+        fps = float(reader.get(cv2.CAP_PROP_FPS)) if reader is not None else 0.0
     except Exception:
         return 0.0
+    return fps if 0 < fps <= 240 else 0.0
 
 
 def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | int,
@@ -144,24 +146,23 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
     voter = KOfNVoter.parse(options.vote)
     detector = detector or detector_from_roi(options.roi)
     emit = _serialised(emit)
-    grabber = _grabber(parsed, emit, options.reconnect_max_s)
     sinks: list = []
+    video_sink = VideoFileSink(options.output) if options.output else None  # checks the path
     window = None
+    if options.show:
+        if display_available():
+            window = WindowSink()
+        else:
+            emit({"event": "warning", "message": "--show: no display (or a headless "
+                  "OpenCV); running without a window"})
+    grabber = _grabber(parsed, emit, options.reconnect_max_s)
     with embedder:
         grabber.start()
-        try:
-            if options.output:
-                sinks.append(VideoFileSink(options.output, fps=_source_fps(grabber)))
-            if options.show:
-                if display_available():
-                    window = WindowSink()
-                    sinks.append(window)
-                else:
-                    emit({"event": "warning", "message": "--show: no display (or a headless "
-                          "OpenCV); running without a window"})
-        except BaseException:
-            grabber.stop()
-            raise
+        if video_sink is not None:
+            video_sink.fps = _source_fps(grabber) or video_sink.fps
+            sinks.append(video_sink)
+        if window is not None:
+            sinks.append(window)
         summary = run_loop(grabber, embedder, matcher, detector, voter, emit, sinks=sinks,
                            max_frames=options.max_frames, duration_s=options.duration,
                            stop=stop,
