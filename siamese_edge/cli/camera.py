@@ -33,16 +33,32 @@ How the CLI wires them
     with embedder: embeddings = embedder.embed(crops)
     gallery.enroll(name, embeddings, sources=[f"{camera}#{i}" for i in range(len(crops))])
 
-``CameraError`` (and every other error raised here) is a ``SiameseEdgeError``: the CLI's
-usual one-line handling applies. ``emit`` is called from two threads (the loop and the
+Ctrl-C is caught inside: ``run_camera_verify`` returns the summary with
+``stopped_by="interrupt"`` (print it, exit 0 or 130 as the CLI prefers); the capture thread,
+video file and window are closed. ``CameraError`` (and every other error raised here) is a
+``SiameseEdgeError``: the CLI's usual one-line handling applies. ``emit`` is called from two threads (the loop and the
 capture thread's stream status); :func:`run_camera_verify` serialises the calls.
 
 Matcher
 =======
 Anything with ``match(embeddings (N, D)) -> list[Match]`` (see
-:mod:`siamese_edge.camera.matcher`). From a gallery the simplest is
-``CosineMatrixMatcher(names_per_template, templates, threshold, identity=identity)``; a
-Verifier adapter maps its per-row decision to ``Match(identity or None, score, accepted)``.
+:mod:`siamese_edge.camera.matcher`); ``Match.identity`` is None for an unknown in 1:N and the
+claimed identity in 1:1. Over the runtime's Verifier (``verify_embeddings`` /
+``identify_embeddings`` as they stand today) an adapter is a few lines::
+
+    class VerifierMatcher:
+        def __init__(self, verifier, identity=None):
+            self.verifier, self.identity = verifier, identity
+
+        def match(self, embeddings):
+            decisions = (self.verifier.verify_embeddings(embeddings, self.identity)
+                         if self.identity else
+                         self.verifier.identify_embeddings(embeddings, k=1))
+            return [Match(d.identity if self.identity or d.accepted else None,
+                          d.score, d.accepted) for d in decisions]
+
+or, from the gallery's matrix, ``CosineMatrixMatcher([m.names[o] for o in m.owner],
+m.embeddings, threshold, identity=identity)``.
 """
 
 from __future__ import annotations
