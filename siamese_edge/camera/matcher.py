@@ -85,3 +85,22 @@ class CosineMatrixMatcher:
             accepted = score >= self.threshold
             out.append(Match(self.identities[j] if accepted else None, score, accepted))
         return out
+
+
+class VerifierMatcher:
+    """The runtime's :class:`~siamese_edge.runtime.verifier.Verifier` as a frame matcher:
+    1:1 against ``identity`` when given, else 1:N with an unknown below the threshold."""
+
+    def __init__(self, verifier, identity: Optional[str] = None) -> None:
+        self.verifier = verifier
+        self.identity = identity
+
+    def match(self, embeddings: np.ndarray) -> list[Match]:
+        if len(embeddings) == 0:
+            return []
+        if self.identity is not None:
+            decisions = self.verifier.verify_embeddings(embeddings, self.identity)
+        else:
+            decisions = self.verifier.identify_embeddings(embeddings, 1)
+        return [Match(d.identity if self.identity is not None or d.accepted else None,
+                      d.score, d.accepted) for d in decisions]

@@ -217,6 +217,29 @@ def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
                                        on_progress=emit)
 
 
+def enroll_from_camera(embedder: Embedder, gallery, name: str, source: str | int,
+                       samples: int, roi: str = "face", emit: Emit | None = None,
+                       timeout_s: float | None = 60.0) -> int:
+    """Capture ``samples`` distinct crops and enroll them as ``name`` in one transaction.
+
+    Raises:
+        CameraError: the source gave fewer good crops than ``samples`` (nothing is stored).
+    """
+    from siamese_edge.camera.sources import CameraError
+    from siamese_edge.runtime.gallery import validate_name
+
+    name = validate_name(name)
+    crops = capture_enrolment(embedder, source, samples, roi=roi, emit=emit,
+                              timeout_s=timeout_s)
+    if len(crops) < samples:
+        raise CameraError(f"{source}: only {len(crops)} of {samples} distinct good frames "
+                          f"(roi {roi}); nothing enrolled")
+    with embedder:
+        embeddings = embedder.embed(crops)
+    gallery.enroll(name, embeddings, sources=[f"{source}#{i}" for i in range(len(crops))])
+    return len(crops)
+
+
 def format_event(event: dict) -> str:
     """One human-readable line for an event (the text output of ``verify --camera``)."""
     kind = event.get("event")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from siamese_edge.cli.options import (
@@ -18,12 +20,19 @@ EXIT_PARTIAL = 3
 @gallery_option
 @click.option("--from-dir", "from_dir", type=click.Path(file_okay=False),
               help="Enroll DIR/<identity>/*.png|jpg… (one subfolder per identity).")
+@click.option("--camera", help="Enroll --name from a camera or stream (see verify --camera).")
+@click.option("--name", "camera_name", help="With --camera: the identity to enroll.")
+@click.option("--samples", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="With --camera: distinct good frames to capture.")
+@click.option("--roi", default="face", show_default=True,
+              help="With --camera: whole | face | x,y,w,h.")
 @backend_options
 @batch_option
 @json_option
 @click.argument("name", required=False)
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
-def enroll(model: str, gallery: str, from_dir: str | None, backend: str, engine: str | None,
+def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
+           camera_name: str | None, samples: int, roi: str, backend: str, engine: str | None,
            require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
            name: str | None, images: tuple[str, ...]) -> None:
     """Enroll NAME from IMAGE... (or every identity folder of --from-dir) into the gallery.
@@ -32,6 +41,7 @@ def enroll(model: str, gallery: str, from_dir: str | None, backend: str, engine:
     Examples:
       siamese-edge enroll -m model.onnx -g gallery.sqlite alice a1.png a2.png
       siamese-edge enroll -m model.onnx -g gallery.sqlite --from-dir people/
+      siamese-edge enroll -m model.onnx -g gallery.sqlite --camera 0 --name alice --samples 5
 
     A gallery is bound to the model that created it. With NAME, all images are stored in one
     transaction or none is. With --from-dir, unreadable files are reported and skipped, the
@@ -40,8 +50,16 @@ def enroll(model: str, gallery: str, from_dir: str | None, backend: str, engine:
     from siamese_edge.runtime.gallery import Gallery
     from siamese_edge.runtime.workflows import enroll_directory, enroll_files
 
+    if camera is not None:
+        if not camera_name or name or from_dir:
+            raise click.UsageError("--camera needs --name NAME (and no NAME IMAGE... or "
+                                   "--from-dir)")
+        _enroll_camera(model, gallery, camera, camera_name, samples, roi, as_json,
+                       open_embedder(model, backend, batch_size, engine, require_gpu,
+                                     rebuild_stale))
+        return
     if bool(from_dir) == bool(name):
-        raise click.UsageError("give either NAME IMAGE... or --from-dir DIR")
+        raise click.UsageError("give either NAME IMAGE... or --from-dir DIR (or --camera)")
     if name and not images:
         raise click.UsageError(f"no images given for {name!r}")
     embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
@@ -64,3 +82,18 @@ def enroll(model: str, gallery: str, from_dir: str | None, backend: str, engine:
         click.echo(f"{gallery}: {len(counts)} identities, {sum(counts.values())} templates")
     if report.failures:
         raise SystemExit(EXIT_PARTIAL)
+
+
+def _enroll_camera(model: str, gallery: str, camera: str, name: str, samples: int, roi: str,
+                   as_json: bool, embedder) -> None:
+    from siamese_edge.cli.camera import enroll_from_camera
+    from siamese_edge.runtime.gallery import Gallery
+
+    emit = (lambda event: click.echo(json.dumps(event))) if as_json else None
+    with Gallery.open(gallery, embedder.info) as store:
+        added = enroll_from_camera(embedder, store, name, camera, samples, roi, emit=emit)
+        total = store.counts().get(name, added)
+    if as_json:
+        print_json({"enrolled": {name: added}, "gallery": gallery, "source": camera})
+    else:
+        click.echo(f"enrolled {name}: {added} template(s) from {camera} ({total} in gallery)")

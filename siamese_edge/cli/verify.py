@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from siamese_edge.cli.options import (
     backend_options, batch_option, gallery_option, json_option, model_option, open_embedder,
     print_json,
 )
+
+
+def print_json_line(document: dict) -> None:
+    click.echo(json.dumps(document))
 
 
 @click.command("verify")
@@ -18,13 +24,27 @@ from siamese_edge.cli.options import (
               help="Accept when score >= T (default: the model's calibrated threshold).")
 @click.option("--top-k", "-k", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Candidates listed per probe in 1:N mode.")
+@click.option("--camera", help="Live: a device index, /dev/videoN, video file, rtsp:// or "
+              "http(s):// URL, csi://N (Jetson), v4l2://N or a GStreamer pipeline.")
+@click.option("--vote", default="3/5", show_default=True,
+              help="Camera: accept an identity after k of the last n frames agree.")
+@click.option("--roi", default="whole", show_default=True,
+              help="Camera: region to embed: whole | face (Haar detector) | x,y,w,h.")
+@click.option("--show", is_flag=True, help="Camera: draw decisions in a window (needs a display).")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Camera: write the annotated video here.")
+@click.option("--max-frames", type=click.IntRange(1), help="Camera: stop after N frames.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+              help="Camera: stop after this many seconds.")
 @backend_options
 @batch_option
 @json_option
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 def verify(model: str, gallery: str, identity: str | None, threshold: float | None, top_k: int,
-           backend: str, engine: str | None, require_gpu: bool,
-           rebuild_stale: bool, batch_size: int, as_json: bool, images: tuple[str, ...]) -> None:
+           camera: str | None, vote: str, roi: str, show: bool, output: str | None,
+           max_frames: int | None, duration: float | None, backend: str, engine: str | None,
+           require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
+           images: tuple[str, ...]) -> None:
     """Decide who each IMAGE is (1:N), or whether it is --identity (1:1).
 
     \b
@@ -32,12 +52,27 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
       siamese-edge verify -m model.onnx -g gallery.sqlite probe.png
       siamese-edge verify -m model.onnx -g gallery.sqlite --identity alice probe.png
 
-    A probe whose best score is below the threshold is answered 'unknown'.
+    \b
+    Live, from a camera or stream (one line, or one JSON line with --json, per decision):
+      siamese-edge verify -m model.onnx -g gallery.sqlite --camera 0 --roi face --vote 3/5
+      siamese-edge verify -m model.onnx -g gallery.sqlite --camera rtsp://cam/stream
+
+    A probe whose best score is below the threshold is answered 'unknown'. With --camera an
+    identity is accepted only when k of the last n frames agree (--vote); Ctrl-C stops with
+    a summary (frames, FPS, p50/p99 latency per stage).
     """
     from siamese_edge.runtime.gallery import Gallery
     from siamese_edge.runtime.workflows import decide_files
 
     embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
+    if camera is not None:
+        if images:
+            raise click.UsageError("give IMAGES or --camera, not both")
+        _verify_camera(embedder, gallery, identity, threshold, camera, vote, roi, show, output,
+                       max_frames, duration, as_json)
+        return
+    if not images:
+        raise click.UsageError("no IMAGES given (or use --camera SRC)")
     with embedder, \
             Gallery.open(gallery, embedder.info, create=False) as store:
         decisions = decide_files(embedder, store, images, identity, threshold, top_k)
@@ -59,3 +94,28 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
             click.echo(f"{path:<{width}}  {decision.answer:<12}  score {decision.score:.3f}"
                        + (f"  (next: {others})" if others else ""))
     click.echo(f"threshold {decisions[0].threshold:.3f}, backend {embedder.device_description}")
+
+
+def _verify_camera(embedder, gallery: str, identity: str | None, threshold: float | None,
+                   camera: str, vote: str, roi: str, show: bool, output: str | None,
+                   max_frames: int | None, duration: float | None, as_json: bool) -> None:
+    from siamese_edge.camera.matcher import VerifierMatcher
+    from siamese_edge.cli.camera import CameraOptions, format_event, format_summary, \
+        run_camera_verify
+    from siamese_edge.runtime.gallery import Gallery
+    from siamese_edge.runtime.verifier import Verifier
+
+    options = CameraOptions(vote=vote, roi=roi, show=show, output=output,
+                            max_frames=max_frames, duration=duration, json=as_json)
+    with Gallery.open(gallery, embedder.info, create=False) as store:
+        matcher = VerifierMatcher(Verifier(embedder, store, threshold), identity)
+        if identity is not None and identity not in store:
+            from siamese_edge.errors import UnknownIdentityError
+
+            raise UnknownIdentityError(f"no identity named {identity!r} in {gallery}")
+        emit = print_json_line if as_json else (lambda event: click.echo(format_event(event)))
+        summary = run_camera_verify(embedder, matcher, camera, options, emit=emit)
+    if as_json:
+        print_json_line({"event": "summary", **summary})
+    else:
+        click.echo(format_summary(summary))

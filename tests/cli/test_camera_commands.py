@@ -1,0 +1,83 @@
+"""verify --camera / enroll --camera on recorded videos, with the shipped model."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from siamese_edge.cli import cli
+from siamese_edge.runtime.imageio import read_image
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "fashion-mnist.onnx"
+SAMPLES = ROOT / "models" / "samples"
+
+
+def video(path: Path, images: list[np.ndarray], repeat: int) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (112, 112))
+    assert writer.isOpened()
+    for image in images:
+        frame = cv2.resize(image[:, :, 0], (112, 112), interpolation=cv2.INTER_NEAREST)
+        for _ in range(repeat):
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture()
+def gallery(tmp_path) -> str:
+    path = str(tmp_path / "g.sqlite")
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", path, "--from-dir",
+                                      str(SAMPLES / "gallery")])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_verify_camera_votes_and_reports(tmp_path, gallery):
+    clip = video(tmp_path / "v.avi", [read_image(SAMPLES / "probes" / "probe-03-sneaker.png"),
+                                      read_image(SAMPLES / "probes" / "probe-11-shirt.png")], 10)
+    result = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(clip), "--vote", "3/5", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    decisions = [e for e in lines if e.get("event") == "decision"]
+    summary = lines[-1]
+    assert summary["event"] == "summary" and summary["frames"] == 20
+    first, second = decisions[:10], decisions[10:]
+    # the first two sneaker frames are not yet enough votes; the rest of them are accepted
+    assert [d["accepted"] for d in first[:2]] == [False, False]
+    assert all(d["accepted"] and d["identity"] == "sneaker" for d in first[3:])
+    # a shirt was never enrolled: unknown, never accepted
+    assert all(d["match"] is None or not d["accepted"] for d in second[5:])
+    assert {"capture", "detect", "embed", "match"} <= set(first[0]["latency_ms"])
+
+
+def test_enroll_camera_then_verify(tmp_path, gallery):
+    # three clearly different items: three distinct frames (repeats of one are skipped)
+    items = [read_image(SAMPLES / "probes" / f"probe-{i}.png")
+             for i in ("01-trouser", "05-bag", "11-shirt")]
+    clip = video(tmp_path / "e.avi", items, 3)
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(clip), "--name", "kicks", "--samples", "3", "--roi",
+                                      "whole"])
+    assert result.exit_code == 0, result.output
+    assert "enrolled kicks: 3 template(s)" in result.output
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(clip), "--name", "more", "--samples", "9", "--roi",
+                                      "whole"])
+    assert result.exit_code == 1 and "nothing enrolled" in result.output
+
+
+def test_camera_errors_are_one_line(tmp_path, gallery):
+    result = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(tmp_path / "missing.avi")])
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    result = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(tmp_path / "x.avi"), "-i", "nobody"])
+    assert result.exit_code == 1 and "nobody" in result.output
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      "0"])
+    assert result.exit_code == 2  # --name missing
