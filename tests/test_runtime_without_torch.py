@@ -45,6 +45,12 @@ SCRIPT = textwrap.dedent("""
     answer = json.loads(r.output)["results"][0]["identity"] if r.exit_code == 0 else r.output
     r = runner.invoke(cli, ["embed", "--model", model, "--out", out, image_dir])
     codes["embed"] = r.exit_code
+    # training and export say what is missing, in one line
+    for command in (["train", image_dir, "--out", out + ".run"],
+                    ["export", image_dir, "--out", out + ".onnx"]):
+        r = runner.invoke(cli, command)
+        codes[command[0] + " without torch"] = (0 if r.exit_code == 1 and r.output.startswith(
+            "error: ") and "train extra" in r.output else r.output)
     loaded = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".")
                                                   for f in FORBIDDEN))
     print(json.dumps({{"codes": codes, "answer": answer, "loaded": loaded}}))

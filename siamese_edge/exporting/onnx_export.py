@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siamese_edge.errors import ExportError
+from siamese_edge.errors import ExportError, MissingDependencyError
 from siamese_edge.model_info import METADATA_KEY, ModelInfo
 from siamese_edge.runtime.preprocess import normalize
 
@@ -87,11 +87,15 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
     Raises:
         ExportError: the export failed or the parity check exceeded ``tolerance``.
     """
-    import onnx
-    import torch
+    try:
+        import onnx
+        import torch
 
+        from siamese_edge.training.checkpoint import load_run
+    except ImportError as exc:
+        raise MissingDependencyError(f"export needs the train extra ({exc.name} missing): "
+                                     f"pip install 'siamese-edge[train]'") from None
     from siamese_edge import __version__
-    from siamese_edge.training.checkpoint import load_run
 
     started = time.time()
     if opset < MIN_OPSET:
