@@ -8,20 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
+from siamese_edge.data.labelled import LabelledImages
 from siamese_edge.errors import DatasetError, ImageReadError
 from siamese_edge.runtime.imageio import is_image_path, read_image
 from siamese_edge.runtime.preprocess import fit_image
 
 
 def load_image_folder(root: str | os.PathLike[str], height: int | None = None,
-                      width: int | None = None, channels: int | None = None):
+                      width: int | None = None, channels: int | None = None) -> LabelledImages:
     """Read every image under ``root/<identity>/`` at one size.
 
     Size and channels default to the data's own: the most common image size, and colour if
     any image is colour. Unreadable files are skipped and listed in ``warnings``.
     """
-    from siamese_edge.data.labelled import LabelledImages
-
     root = Path(root)
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not folders:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siamese_edge.data.labelled import LabelledImages
 from siamese_edge.errors import DatasetError
 
 _TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
@@ -53,10 +54,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
-def load_idx_dataset(images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]):
+def load_idx_dataset(images_path: str | os.PathLike[str],
+                     labels_path: str | os.PathLike[str]) -> LabelledImages:
     """IDX images ``(N, H, W)`` or ``(N, H, W, C)`` uint8 and labels ``(N,)``."""
-    from siamese_edge.data.labelled import LabelledImages
-
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim not in (3, 4):

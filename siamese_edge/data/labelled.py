@@ -35,6 +35,9 @@ class LabelledImages:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
             raise DatasetError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} "
                                f"{self.images.shape}")
+        if self.images.shape[3] not in (1, 3):
+            raise DatasetError(f"images must have 1 (gray) or 3 (RGB) channels, not "
+                               f"{self.images.shape[3]}")
         if len(self.images) != len(self.labels):
             raise DatasetError("one label per image expected")
         self.labels = np.asarray(self.labels, np.int64)

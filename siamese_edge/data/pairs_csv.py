@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from siamese_edge.data.labelled import LabelledImages
 from siamese_edge.errors import DatasetError, ImageReadError
 from siamese_edge.runtime.imageio import read_image
 from siamese_edge.runtime.preprocess import fit_image
@@ -43,10 +45,8 @@ def identities_from_pairs(count: int, pairs: np.ndarray) -> np.ndarray:
 
 def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
                    width: int | None = None, channels: int | None = None,
-                   label_means: str = "similar"):
+                   label_means: str = "similar") -> LabelledImages:
     """Read a pairs CSV into a LabelledImages with ``pairs`` set."""
-    from siamese_edge.data.labelled import LabelledImages
-
     if label_means not in ("similar", "dissimilar"):
         raise DatasetError(f"label_means must be 'similar' or 'dissimilar', not {label_means!r}")
     path = Path(path)
@@ -93,8 +93,9 @@ def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
     pair_array = pair_array[keep]
     pair_array[:, :2] = renumber[pair_array[:, :2]]
     files = [f for f, ok in zip(files, readable) if ok]
-    height = height or raw[0].shape[0]
-    width = width or raw[0].shape[1]
+    if height is None or width is None:  # like an image folder: the most common size
+        (h, w), _ = Counter(r.shape[:2] for r in raw).most_common(1)[0]
+        height, width = height or h, width or w
     channels = channels or (3 if any(r.shape[2] == 3 for r in raw) else 1)
     images = np.stack([fit_image(r, height, width, channels) for r in raw])
     labels = identities_from_pairs(len(files), pair_array)
