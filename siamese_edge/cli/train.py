@@ -21,6 +21,16 @@ def _size(value: str | None) -> tuple[int | None, int | None]:
     return h, w
 
 
+def _floats(value: str | None, hint: str) -> list[float] | None:
+    if not value:
+        return None
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter("expected numbers separated by commas, e.g. 0.5 or "
+                                 "0.485,0.456,0.406", param_hint=hint) from None
+
+
 @click.command("train")
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
@@ -52,6 +62,9 @@ def _size(value: str | None) -> tuple[int | None, int | None]:
 @click.option("--input-size", help="Resize images to HxW (default: the data's size).")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="1 = gray, 3 = RGB.")
 @click.option("--classes", help="Comma-separated classes to train on (e.g. 0,1,2,3,4,5).")
+@click.option("--mean", help="Per-channel mean in [0, 1], e.g. 0.5 or 0.485,0.456,0.406 "
+                             "(default: computed from the training images).")
+@click.option("--std", help="Per-channel standard deviation, like --mean.")
 @click.option("--val-fraction", default=0.1, show_default=True, type=float)
 @click.option("--val-split", type=click.Choice(["auto", "identity", "sample"]), default="auto",
               show_default=True, help="Hold out identities or images for validation.")
@@ -66,7 +79,7 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbo
           embedding_dim: int, margin: float | None, epochs: int, steps_per_epoch: int,
           batch_size: int, k_per_identity: int, lr: float, weight_decay: float, schedule: str,
           augment: bool, hflip: bool, seed: int, input_size: str | None, channels: str | None,
-          classes: str | None, val_fraction: float, val_split: str, patience: int,
+          classes: str | None, mean: str | None, std: str | None, val_fraction: float, val_split: str, patience: int,
           label_means: str, threads: int | None, resume: bool, as_json: bool) -> None:
     """Train an embedding network on DATA and write a run directory.
 
@@ -96,7 +109,8 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbo
         seed=seed, height=height, width=width, channels=int(channels) if channels else None,
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
         val_fraction=val_fraction, val_split=val_split, patience=patience,
-        label_means=label_means, threads=threads)
+        label_means=label_means, threads=threads, mean=_floats(mean, "--mean"),
+        std=_floats(std, "--std"))
     interactive = sys.stderr.isatty()
 
     def progress(event: dict) -> None:

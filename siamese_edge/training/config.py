@@ -44,6 +44,9 @@ class TrainConfig:
     label_means: str = "similar"
     device: str = "cpu"
     threads: int | None = None
+    # per-channel normalisation written into the model; None: computed from the training images
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -60,6 +63,17 @@ class TrainConfig:
             raise InvalidInputError("triplet batches need batch_size >= 2 * k_per_identity")
         if not 0.0 <= self.val_fraction < 0.9:
             raise InvalidInputError("val_fraction must be in [0, 0.9)")
+        if (self.mean is None) != (self.std is None):
+            raise InvalidInputError("give both mean and std, or neither")
+        if self.mean is not None and self.std is not None:
+            self.mean = [float(v) for v in self.mean]
+            self.std = [float(v) for v in self.std]
+            if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
+                raise InvalidInputError("mean and std need one value per channel (1 or 3)")
+            if min(self.std) <= 0:
+                raise InvalidInputError("std values must be positive")
+        if self.classes is not None:
+            self.classes = [str(c) for c in self.classes]
 
     @property
     def loss_margin(self) -> float:

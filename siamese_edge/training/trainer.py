@@ -101,9 +101,15 @@ class Trainer:
             self.val = None
         self.data = data
         height, width, channels = data.shape
-        pixels = self.train.images.reshape(-1, channels).astype(np.float64) / 255.0
-        self.mean = [float(v) for v in pixels.mean(0)]
-        self.std = [float(max(v, 1e-3)) for v in pixels.std(0)]
+        if c.mean is not None and c.std is not None:
+            if len(c.mean) != channels:
+                raise InvalidInputError(f"mean/std have {len(c.mean)} values but the images "
+                                        f"have {channels} channel(s)")
+            self.mean, self.std = list(c.mean), list(c.std)
+        else:
+            pixels = self.train.images.reshape(-1, channels).astype(np.float64) / 255.0
+            self.mean = [float(v) for v in pixels.mean(0)]
+            self.std = [float(max(v, 1e-3)) for v in pixels.std(0)]
         self.shape = (height, width, channels)
 
     def _build(self) -> None:
@@ -269,7 +275,8 @@ class Trainer:
             source = "the training images (no validation split)"
         return {
             "threshold": final["threshold"],
-            "threshold_source": f"EER on validation data: {source}",
+            "threshold_source": f"EER on validation data of {Path(self.config.data).name}: "
+                                f"{source}",
             "val_eer": final["val_eer"], "val_auc": final["val_auc"],
             "val_split": self.val_mode, "best_epoch": best.get("epoch"),
             "class_names": [self.data.class_names[i] for i in np.unique(self.train.labels)],
