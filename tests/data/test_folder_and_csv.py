@@ -58,3 +58,52 @@ def test_pairs_csv_conventions(tmp_path, means, same_ab):
 def test_union_find_components():
     pairs = np.array([[0, 1, 1], [1, 2, 1], [3, 4, 0], [4, 5, 1]])
     assert identities_from_pairs(6, pairs).tolist() == [0, 0, 0, 1, 2, 2]
+
+
+def test_pairs_csv_without_header_and_with_an_unreadable_image(tmp_path):
+    make_folder(tmp_path / "d")
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("d/ann/a.png,d/ann/b.jpg,1\n"
+                   "d/ann/a.png,d/ben/broken.png,0\n"
+                   "d/ann/b.jpg,d/ben/d.png,0\n")
+    data = load_dataset(csv)
+    assert len(data) == 3 and len(data.warnings) == 1 and "broken.png" in data.warnings[0]
+    assert data.images.shape == (3, 20, 10, 3)  # most common size, colour present
+    assert data.pairs.tolist() == [[0, 1, 1], [1, 2, 0]]  # the pair with broken.png dropped
+    assert data.labels.tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("content,message", [
+    ("img1,img2,label\n", "no pairs"),
+    ("img1,img2,label\na.png,b.png\n", "row 1 needs img1,img2,label"),
+    ("a.png,b.png,2\n", "not 0 or 1"),
+    ("a.png,b.png,1\n", "none of the images"),
+])
+def test_bad_pairs_csv(tmp_path, content, message):
+    (tmp_path / "p.csv").write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(tmp_path / "p.csv")
+
+
+def test_folder_without_readable_images(tmp_path):
+    (tmp_path / "d" / "ann").mkdir(parents=True)
+    (tmp_path / "d" / "ann" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="no readable images"):
+        load_dataset(tmp_path / "d")
+    with pytest.raises(DatasetError, match="no identity subfolders"):
+        load_dataset(tmp_path / "d" / "ann")
+
+
+def test_labelled_images_checks_and_subset_keeps_pairs():
+    from siamese_edge.data.labelled import LabelledImages
+
+    with pytest.raises(DatasetError, match="1 \\(gray\\) or 3"):
+        LabelledImages(np.zeros((2, 4, 4, 2), np.uint8), np.zeros(2), ["a"])
+    with pytest.raises(DatasetError, match="one label per image"):
+        LabelledImages(np.zeros((2, 4, 4, 1), np.uint8), np.zeros(3), ["a"])
+    data = LabelledImages(np.arange(4, dtype=np.uint8).reshape(4, 1, 1, 1), [0, 0, 1, 1],
+                          ["a", "b"], pairs=np.array([[0, 1, 1], [1, 2, 0], [2, 3, 1]]))
+    part = data.subset([1, 2, 3])
+    assert part.pairs.tolist() == [[0, 1, 0], [1, 2, 1]]
+    assert part.images[:, 0, 0, 0].tolist() == [1, 2, 3]
+    assert data.select_classes(["b"]).labels.tolist() == [1, 1]

@@ -51,3 +51,39 @@ def test_real_fashion_mnist(fashion_mnist_dir):
     data = load_idx_dataset(fashion_mnist_dir / "t10k-images-idx3-ubyte.gz",
                             fashion_mnist_dir / "t10k-labels-idx1-ubyte.gz")
     assert data.images.shape == (10000, 28, 28, 1) and len(data.class_names) == 10
+
+
+def test_truncated_gzip_and_headerless_files(tmp_path):
+    good = gzip.compress(idx_bytes(np.zeros((4, 3, 3))))
+    (tmp_path / "cut.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(DatasetError, match="corrupt gzip"):
+        read_idx(tmp_path / "cut.gz")
+    (tmp_path / "zero_dims").write_bytes(b"\0\0\x08\x00")
+    with pytest.raises(DatasetError, match="truncated IDX header"):
+        read_idx(tmp_path / "zero_dims")
+    (tmp_path / "short_header").write_bytes(b"\0\0\x08\x03\0\0\0\x02")
+    with pytest.raises(DatasetError, match="truncated IDX header"):
+        read_idx(tmp_path / "short_header")
+    with pytest.raises(DatasetError, match="cannot read"):
+        read_idx(tmp_path / "missing")
+
+
+def test_multibyte_types_are_big_endian(tmp_path):
+    values = np.array([1, -2, 70000], ">i4")
+    raw = struct.pack(">BBBB", 0, 0, 0x0C, 1) + struct.pack(">I", 3) + values.tobytes()
+    (tmp_path / "ints").write_bytes(raw)
+    assert read_idx(tmp_path / "ints").tolist() == [1, -2, 70000]
+
+
+def test_load_dataset_reads_idx_and_resizes(tmp_path):
+    from siamese_edge.data.loading import load_dataset
+
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    (tmp_path / "i.gz").write_bytes(gzip.compress(idx_bytes(images)))
+    (tmp_path / "l").write_bytes(idx_bytes(np.array([0, 1, 2, 0, 1, 2])))
+    data = load_dataset(tmp_path / "i.gz", tmp_path / "l")
+    assert data.images.shape == (6, 28, 28, 1) and data.labels.dtype == np.int64
+    small = load_dataset(tmp_path / "i.gz", tmp_path / "l", height=14, width=14, channels=3,
+                         classes=[0, "2"])
+    assert small.images.shape == (4, 14, 14, 3) and small.class_names[0] == "0"
+    assert sorted(set(small.labels.tolist())) == [0, 2]
