@@ -35,6 +35,15 @@ def test_run_writes_everything_and_is_deterministic(fashion_mnist_dir, tmp_path)
     assert log[-1]["val_auc"] > 0.75  # four easy classes: well above chance after 24 steps
     assert sum(e["event"] == "step" for e in events) == 24
     assert 0 < result.info["threshold"] < 1
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert info == state["run"] == json.loads(json.dumps(result.info))
+    assert info["threshold_source"].startswith("EER on validation data of t10k-images")
+    assert info["class_names"] == ["0", "1", "7", "9"] and info["num_train_images"] == 3600
+    assert set(info["preprocessing"]) == {"height", "width", "channels", "mean", "std"}
+    assert 0.1 < info["preprocessing"]["mean"][0] < 0.6
+    for key in ("val_eer", "val_auc", "trained_at", "torch_version", "seconds"):
+        assert key in info, key
+    assert json.loads((tmp_path / "a" / "config.json").read_text()) == state["config"]
     again = train(config(fashion_mnist_dir, tmp_path / "b"))
     for key, value in state["state_dict"].items():
         other = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["state_dict"]
@@ -42,8 +51,10 @@ def test_run_writes_everything_and_is_deterministic(fashion_mnist_dir, tmp_path)
     assert again.info["val_eer"] == result.info["val_eer"]
 
 
-def test_contrastive_loss_trains_too(fashion_mnist_dir, tmp_path):
-    result = train(config(fashion_mnist_dir, tmp_path, loss="contrastive", epochs=1))
+def test_contrastive_loss_decreases(fashion_mnist_dir, tmp_path):
+    result = train(config(fashion_mnist_dir, tmp_path, loss="contrastive"))
+    first, last = (record["loss"] for record in (result.log[0], result.log[-1]))
+    assert last < 0.8 * first, (first, last)
     assert result.info["val_auc"] > 0.7
 
 
@@ -90,16 +101,29 @@ def test_load_run_round_trip_and_errors(fashion_mnist_dir, tmp_path):
 
 
 def test_cli_train_json(fashion_mnist_dir, tmp_path):
-    from siamese_edge.cli import cli
+    from siamese_edge.cli.train import train as train_command
 
-    result = CliRunner().invoke(cli, [
-        "train", str(fashion_mnist_dir / "t10k-images-idx3-ubyte.gz"), "--labels",
+    result = CliRunner().invoke(train_command, [
+        str(fashion_mnist_dir / "t10k-images-idx3-ubyte.gz"), "--labels",
         str(fashion_mnist_dir / "t10k-labels-idx1-ubyte.gz"), "--out", str(tmp_path / "r"),
         "--classes", "1,9", "--epochs", "1", "--steps-per-epoch", "5", "--batch-size", "16",
-        "--embedding-dim", "8", "--json"])
+        "--embedding-dim", "8", "--input-size", "20x24", "--mean", "0.5", "--std", "0.25",
+        "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output[result.output.index("{"):])
     assert doc["class_names"] == ["1", "9"] and len(doc["log"]) == 1
+    assert doc["preprocessing"] == {"height": 20, "width": 24, "channels": 1, "mean": [0.5],
+                                    "std": [0.25]}
+    assert load_run(tmp_path / "r").config.mean == [0.5]
+
+
+def test_cli_train_help_and_bad_options():
+    from siamese_edge.cli.train import train as train_command
+
+    result = CliRunner().invoke(train_command, ["--help"])
+    assert result.exit_code == 0 and "--pairs-label-means" in result.output
+    result = CliRunner().invoke(train_command, [".", "--out", "x", "--input-size", "big"])
+    assert result.exit_code == 2 and "HxW" in result.output
 
 
 def test_cli_train_bad_input_is_one_line(tmp_path):
