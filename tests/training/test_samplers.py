@@ -36,3 +36,25 @@ def test_samplers_refuse_unusable_labels():
         PKSampler(np.arange(5), 2, 2, np.random.default_rng(0))
     with pytest.raises(DatasetError):
         BalancedPairSampler(np.zeros(5), np.random.default_rng(0))
+
+
+def test_pk_draws_with_replacement_only_for_small_classes():
+    labels = np.array([0, 0, 1, 1, 1, 1, 1, 1, 2])  # class 2 has one image: unusable
+    sampler = PKSampler(labels, p=5, k=4, rng=np.random.default_rng(0))
+    assert sampler.p == 2  # only classes 0 and 1 can form positives
+    for _ in range(20):
+        groups = sampler.sample().reshape(2, 4)
+        for group in groups:
+            if labels[group[0]] == 1:
+                assert len(set(group.tolist())) == 4  # enough members: no repeats
+            else:
+                assert set(group.tolist()) <= {0, 1}
+
+
+def test_balanced_pairs_are_deterministic_for_a_seed():
+    draws = [BalancedPairSampler(LABELS, np.random.default_rng(7)).sample(16)
+             for _ in range(2)]
+    for a, b in zip(*draws):
+        assert np.array_equal(a, b)
+    other = BalancedPairSampler(LABELS, np.random.default_rng(8)).sample(16)
+    assert not np.array_equal(draws[0][0], other[0])
