@@ -20,6 +20,8 @@ COMMANDS = {
     "embed": "siamese_edge.cli.embed:embed",
     "evaluate": "siamese_edge.cli.evaluate:evaluate",
     "engine": "siamese_edge.cli.engine:build_engine_command",
+    "doctor": "siamese_edge.cli.doctor:doctor",
+    "bench": "siamese_edge.cli.bench:bench",
 }
 
 
