@@ -1,8 +1,8 @@
 """``siamese-edge bench``: latency and throughput of every backend that works here, side by side.
 
 Each backend is a small runner (a context manager whose call embeds one batch). For every
-batch size all runners are warmed up, then timed round by round, one call each per round, the
-order rotating between rounds, so that a noisy machine (thermal throttling on a Jetson, a
+batch size all runners are warmed up, then timed round by round, one call each per round, in a
+new random order each round, so that a noisy machine (thermal throttling on a Jetson, a
 neighbour on a server) penalises every backend alike instead of whichever ran last.
 
 What is timed:
@@ -221,18 +221,24 @@ def summarize(latencies_s: Sequence[float], batch: int) -> Dict[str, float]:
             "iterations": int(len(seconds))}
 
 
-def time_interleaved(calls: Dict[str, Callable[[], Any]], iterations: int, warmup: int
-                     ) -> Dict[str, List[float]]:
-    """Warm every call up, then time them round by round, the order rotating each round."""
+def time_interleaved(calls: Dict[str, Callable[[], Any]], iterations: int, warmup: int,
+                     seed: int = 0) -> Dict[str, List[float]]:
+    """Warm every call up, then time them round by round, each round in a new random order.
+
+    A random order (seeded, so runs are repeatable) rather than a rotation: rotating keeps
+    the cyclic order, so each call would always follow the same neighbour and inherit its
+    after-effects (e.g. torch's or another session's worker threads still spinning).
+    """
     names = list(calls)
     for _ in range(warmup):
         for name in names:
             calls[name]()
     timings: Dict[str, List[float]] = {name: [] for name in names}
     clock = time.perf_counter
-    for round_index in range(iterations):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+    order = np.random.default_rng(seed)
+    for _ in range(iterations):
+        for index in order.permutation(len(names)):
+            name = names[index]
             start = clock()
             calls[name]()
             timings[name].append(clock() - start)
@@ -439,7 +445,7 @@ def format_report(report: Dict[str, Any]) -> str:
                 if m.get("jetson") else "")
              + f"; onnxruntime {m['onnxruntime']}, numpy {m['numpy']}",
              f"{report['settings']['iterations']} timed calls after "
-             f"{report['settings']['warmup']} warm-up, backends interleaved per round",
+             f"{report['settings']['warmup']} warm-up, backends interleaved, random order per round",
              "",
              f"{'backend':<22}{'batch':>6}{'p50 ms':>10}{'p99 ms':>10}{'images/s':>12}"
              f"{'vs ref':>8}  device"]

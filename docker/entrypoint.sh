@@ -1,0 +1,62 @@
+#!/bin/sh
+# Entry point of the siamese-edge images (Dockerfile, Dockerfile.jetson).
+#
+# At start, when SIAMESE_EDGE_MODEL names an ONNX model and TensorRT is importable, make sure
+# a fresh engine for it is in $SIAMESE_EDGE_ENGINES (a mounted volume): build it with
+# `siamese-edge engine` if it is missing or stale (another model, TensorRT version or GPU --
+# the engine's sidecar JSON says which). An engine only loads on the TensorRT and GPU that
+# built it, so it is built here, on the device, once, and reused by later starts.
+#
+# Then run `siamese-edge ARGS...` (or ARGS itself when it is another program, e.g. bash).
+#
+# Environment:
+#   SIAMESE_EDGE_MODEL       ONNX model (e.g. /models/fashion-mnist.onnx); unset: no engine step
+#   SIAMESE_EDGE_ENGINES     engine cache folder            [/engines]
+#   SIAMESE_EDGE_PRECISION   fp32 | fp16 | int8             [fp16]
+#   SIAMESE_EDGE_BUILD_ENGINE  0 to skip the engine step    [1]
+set -eu
+
+ENGINES="${SIAMESE_EDGE_ENGINES:-/engines}"
+PRECISION="${SIAMESE_EDGE_PRECISION:-fp16}"
+MODEL="${SIAMESE_EDGE_MODEL:-}"
+
+engine_reasons() {
+    # Prints why "$2" is not a fresh engine of model "$1" (nothing when fresh).
+    python3 - "$1" "$2" <<'PY' 2>/dev/null || echo "freshness check failed"
+import sys
+from pathlib import Path
+model, engine = sys.argv[1], Path(sys.argv[2])
+if not engine.is_file():
+    print("no engine yet"); raise SystemExit
+from siamese_edge.runtime.model_file import read_model_info
+from siamese_edge.tensorrt.sidecar import check_engine_fresh, current_runtime_facts
+print("; ".join(check_engine_fresh(engine, read_model_info(model), current_runtime_facts())))
+PY
+}
+
+if [ -n "$MODEL" ] && [ "${SIAMESE_EDGE_BUILD_ENGINE:-1}" != "0" ]; then
+    if [ ! -f "$MODEL" ]; then
+        echo "siamese-edge: SIAMESE_EDGE_MODEL=$MODEL does not exist (mount it)" >&2
+        exit 2
+    fi
+    if python3 -c "import tensorrt" 2>/dev/null; then
+        mkdir -p "$ENGINES"
+        name="$(basename "$MODEL" .onnx)"
+        ENGINE="$ENGINES/$name.$PRECISION.engine"
+        reasons="$(engine_reasons "$MODEL" "$ENGINE")"
+        if [ -n "$reasons" ]; then
+            echo "siamese-edge: building $ENGINE ($reasons); first start takes minutes" >&2
+            siamese-edge engine "$MODEL" --out "$ENGINE" --precision "$PRECISION"
+        fi
+        export SIAMESE_EDGE_ENGINE="$ENGINE"
+    else
+        echo "siamese-edge: TensorRT not importable; ONNX Runtime will run $MODEL" >&2
+    fi
+fi
+
+case "${1:-doctor}" in
+    -*|train|export|enroll|verify|embed|evaluate|engine|camera|doctor|bench)
+        exec siamese-edge "$@" ;;
+    *)
+        exec "$@" ;;
+esac
