@@ -1,0 +1,95 @@
+"""siamese-edge bench on the tiny generated model, a few iterations."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from siamese_edge.benchmarking import BACKENDS, REFERENCE, BenchConfig, format_report, \
+    plot_report, run_benchmark, summarize, time_interleaved
+from siamese_edge.errors import InvalidInputError
+
+TIMING = ("p50_ms", "p99_ms", "mean_ms", "images_per_s")
+
+
+@pytest.fixture(scope="module")
+def report(tiny_model):
+    config = BenchConfig(model=str(tiny_model), batches=(1, 4), iterations=5, warmup=1,
+                         threads=1, gallery_size=200)
+    return run_benchmark(config)
+
+
+def test_report_schema(report):
+    json.dumps(report)
+    assert {"model", "machine", "settings", "reference", "backends", "skipped",
+            "preprocessing", "gallery_search"} <= set(report)
+    assert report["machine"]["logical_cores"] >= 1 and report["machine"]["cpu"]
+    # every backend is either timed or skipped with a reason
+    assert set(report["backends"]) | set(report["skipped"]) == set(BACKENDS)
+    assert all(report["skipped"].values())
+    assert "onnxruntime-cpu" in report["backends"]
+    assert "torch" in report["skipped"]  # no --run given
+    for section in [report["reference"], *report["backends"].values()]:
+        assert set(section["results"]) == {"1", "4"}
+        for row in section["results"].values():
+            assert all(row[k] > 0 for k in TIMING), row
+            assert row["iterations"] == 5 and row["p99_ms"] >= row["p50_ms"]
+    assert report["backends"]["onnxruntime-cpu"]["results"]["1"]["vs_reference"] > 0
+    for rows in report["preprocessing"].values():
+        assert set(rows) == {"1", "4"} and all(r["p50_ms"] > 0 for r in rows.values())
+    gallery = report["gallery_search"]
+    assert gallery["templates"] == 200 and gallery["top_k"] == 5
+    assert all(r["queries_per_s"] > 0 for r in gallery["results"].values())
+    assert REFERENCE in format_report(report)
+
+
+def test_torch_backend_with_a_module(tiny_model):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 8))
+    report = run_benchmark(BenchConfig(model=str(tiny_model), batches=(2,), iterations=3,
+                                       warmup=0, backends=("onnxruntime-cpu",),
+                                       gallery_size=50), torch_model=net)
+    assert report["backends"]["torch"]["results"]["2"]["images_per_s"] > 0
+    assert report["backends"]["torch"]["input"].startswith("prepared")
+
+
+def test_plot_written(report, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "bench.png"
+    plot_report(report, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interleaving_times_every_call_each_round():
+    order = []
+    timings = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b"),
+                                "c": lambda: order.append("c")}, iterations=30, warmup=1)
+    assert all(len(v) == 30 for v in timings.values())
+    rounds = [tuple(order[i:i + 3]) for i in range(3, len(order), 3)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
+    assert len(set(rounds)) > 1  # the order changes between rounds
+
+
+def test_summarize():
+    row = summarize([0.001] * 9 + [0.002], batch=4)
+    assert row["p50_ms"] == 1.0 and row["p99_ms"] > 1.0
+    assert row["images_per_s"] == pytest.approx(40 / 0.011, rel=1e-3)
+
+
+@pytest.mark.parametrize("kwargs", [{"batches": (0,)}, {"iterations": 0},
+                                    {"backends": ("cuda",)}, {"threads": 0}])
+def test_bad_config(kwargs):
+    with pytest.raises(InvalidInputError):
+        BenchConfig(model="m.onnx", **kwargs)
+
+
+def test_runner_failure_is_reported_not_raised(tiny_model):
+    report = run_benchmark(BenchConfig(model=str(tiny_model), batches=(1,), iterations=2,
+                                       warmup=0, backends=("tensorrt", "onnxruntime-cuda"),
+                                       gallery_size=10))
+    assert set(report["skipped"]) == {"tensorrt", "onnxruntime-cuda"} or \
+        report["backends"]  # on a GPU machine they may run
+    assert report["reference"]["results"]["1"]["images_per_s"] > 0
+    assert np.isfinite(report["gallery_search"]["results"]["1"]["p50_ms"])

