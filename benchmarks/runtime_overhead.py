@@ -14,8 +14,9 @@ here; otherwise a small CNN of the same architecture (random weights) is exporte
 
 Fairness on a shared 2-core machine: the bare session is the embedder's *own* session (one
 thread pool; two sessions' spinning worker threads would slow each other), the three calls
-are interleaved with a rotating order, and throughput is given both from the mean and from
-the median latency (the latter robust to a neighbour's load spikes; it decides the targets).
+are interleaved in a new random order each round, and throughput is given both from the
+mean and from the median latency (the latter robust to a neighbour's load spikes; it decides
+the targets).
 The last line printed is one JSON object.
 """
 
