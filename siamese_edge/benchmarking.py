@@ -447,19 +447,19 @@ def format_report(report: Dict[str, Any]) -> str:
              f"{report['settings']['iterations']} timed calls after "
              f"{report['settings']['warmup']} warm-up, backends interleaved, random order per round",
              "",
-             f"{'backend':<22}{'batch':>6}{'p50 ms':>10}{'p99 ms':>10}{'images/s':>12}"
+             f"{'backend':<28}{'batch':>6}{'p50 ms':>10}{'p99 ms':>10}{'images/s':>12}"
              f"{'vs ref':>8}  device"]
     rows = [(f"{REFERENCE} (ref)", report["reference"])] + list(report["backends"].items())
     for name, section in rows:
         for batch, r in section["results"].items():
             if "error" in r:
-                lines.append(f"{name:<22}{batch:>6}  error: {r['error']}")
+                lines.append(f"{name:<28}{batch:>6}  error: {r['error']}")
                 continue
             ratio = f"{r['vs_reference']:.2f}x" if "vs_reference" in r else ""
-            lines.append(f"{name:<22}{batch:>6}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}"
+            lines.append(f"{name:<28}{batch:>6}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}"
                          f"{r['images_per_s']:>12.1f}{ratio:>8}  {section['device']}")
     for name, reason in report["skipped"].items():
-        lines.append(f"{name:<22} skipped: {reason}")
+        lines.append(f"{name:<28}skipped: {reason}")
     lines.append("")
     for label, results in report["preprocessing"].items():
         lines.append(f"preprocessing {label}: " + ", ".join(
