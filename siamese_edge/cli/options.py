@@ -21,8 +21,9 @@ def backend_options(function):
                      default="auto", show_default=True,
                      help="auto: a fresh TensorRT engine if one is here, else ONNX Runtime "
                           "with the best execution provider that works."),
-        click.option("--engine", type=click.Path(dir_okay=False),
-                     help="TensorRT engine built from --model (default: MODEL.engine)."),
+        click.option("--engine", type=click.Path(dir_okay=False), envvar="SIAMESE_EDGE_ENGINE",
+                     help="TensorRT engine built from --model [default: $SIAMESE_EDGE_ENGINE, "
+                          "else MODEL.engine]."),
         click.option("--require-gpu", is_flag=True,
                      help="Fail instead of falling back to the CPU."),
         click.option("--rebuild-stale", is_flag=True,

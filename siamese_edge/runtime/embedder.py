@@ -14,14 +14,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from siamese_edge.model_info import ModelInfo
-from siamese_edge.runtime.preprocess import fit_images, normalize
+from siamese_edge.runtime.preprocess import fit_images, normalization_constants, normalize
 
 
-def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+def l2_normalize(vectors: np.ndarray, eps: float = 1e-12, in_place: bool = False) -> np.ndarray:
     """Scale each row to unit length (rows of zeros stay zero)."""
     vectors = np.asarray(vectors, np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, eps)
+    if not in_place or not vectors.flags.writeable:
+        vectors = vectors.copy()
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    vectors /= np.maximum(norms, eps)[:, None]
+    return vectors
 
 
 class Embedder(ABC):
@@ -39,6 +42,8 @@ class Embedder(ABC):
         self.info = info
         self.batch_size = max(1, int(batch_size))
         self._active = False
+        pre = info.preprocessing
+        self._normalization = normalization_constants(pre.mean, pre.std)
 
     # -- context management -------------------------------------------------------------
     def __enter__(self) -> Embedder:
@@ -61,19 +66,21 @@ class Embedder(ABC):
     def prepare(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Images of any size → the model's float32 NCHW input."""
         pre = self.info.preprocessing
-        return normalize(fit_images(images, pre.height, pre.width, pre.channels), pre.mean,
-                         pre.std)
+        return normalize(fit_images(images, pre.height, pre.width, pre.channels),
+                         constants=self._normalization)
 
     def embed(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Embed uint8 images (any size, gray or RGB): float32 ``(N, D)``, unit rows."""
         if not self._active:
             raise RuntimeError(f"{type(self).__name__} used outside its 'with' block")
         count = len(images)
+        if count <= self.batch_size:  # the common case: one call, no staging copy
+            return l2_normalize(self._infer(self.prepare(images)), in_place=True)
         out = np.empty((count, self.info.embedding_dim), np.float32)
         for start in range(0, count, self.batch_size):
             batch = self.prepare(images[start:start + self.batch_size])
             out[start:start + len(batch)] = self._infer(batch)
-        return l2_normalize(out)
+        return l2_normalize(out, in_place=True)
 
     def embed_tensor(self, batch: np.ndarray) -> np.ndarray:
         """Embed an already prepared float32 NCHW batch (for parity checks and benchmarks)."""
@@ -91,4 +98,7 @@ class Embedder(ABC):
 
     @abstractmethod
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on a float32 NCHW batch of at most ``batch_size`` rows."""
+        """Run the model on a float32 NCHW batch of at most ``batch_size`` rows.
+
+        Returns a new array (not a view of a reused buffer): it is normalised in place.
+        """

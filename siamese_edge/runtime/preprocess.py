@@ -59,15 +59,27 @@ def fit_images(images: Sequence[np.ndarray] | np.ndarray, height: int, width: in
     return out
 
 
-def normalize(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """uint8 ``(N, H, W, C)`` → float32 ``(N, C, H, W)`` with ``(x/255 - mean) / std``."""
+def normalization_constants(mean: Sequence[float], std: Sequence[float]
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` with ``x = pixel * scale - shift``, shaped for NCHW broadcasting."""
+    channels = len(mean)
+    std_array = np.asarray(std, np.float32)
+    scale = (1.0 / (255.0 * std_array)).reshape(1, channels, 1, 1)
+    shift = (np.asarray(mean, np.float32) / std_array).reshape(1, channels, 1, 1)
+    return scale, shift
+
+
+def normalize(batch: np.ndarray, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None,
+              constants: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """uint8 ``(N, H, W, C)`` → float32 ``(N, C, H, W)`` with ``(x/255 - mean) / std``.
+
+    ``constants`` (from :func:`normalization_constants`) saves recomputing them per call.
+    """
     if batch.dtype != np.uint8 or batch.ndim != 4:
         raise InvalidInputError(f"expected uint8 (N, H, W, C) images, got {batch.dtype} "
                                 f"{batch.shape}")
-    channels = batch.shape[3]
-    scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, channels, 1, 1)
-    shift = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(
-        1, channels, 1, 1)
+    scale, shift = constants or normalization_constants(mean, std)
     out = batch.transpose(0, 3, 1, 2).astype(np.float32)
     out *= scale
     out -= shift
