@@ -61,3 +61,16 @@ def make_tiny_model(path: Path, height: int = 16, width: int = 16, channels: int
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return info
+
+
+def write_random_people(root: Path, names: tuple[str, ...], per_identity: int,
+                        shape: tuple[int, ...], seed: int = 0) -> Path:
+    """An image folder ``root/<name>/<i>.png`` of random uint8 images (any shape)."""
+    from siamese_edge.runtime.imageio import write_image
+
+    rng = np.random.default_rng(seed)
+    for name in names:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_identity):
+            write_image(root / name / f"{i}.png", rng.integers(0, 256, shape, dtype=np.uint8))
+    return root

@@ -10,9 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 
-from siamese_edge.runtime.imageio import write_image
 
 FORBIDDEN = ("torch", "onnx", "onnxscript", "matplotlib", "siamese_edge.training",
              "siamese_edge.exporting")
@@ -63,12 +61,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_runtime_commands_run_with_training_packages_hidden(tmp_path, tiny_model):
-    rng = np.random.default_rng(0)
-    for name in ("ann", "ben"):
-        (tmp_path / "people" / name).mkdir(parents=True)
-        for i in range(2):
-            write_image(tmp_path / "people" / name / f"{i}.png",
-                        rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    from model_factory import write_random_people
+
+    write_random_people(tmp_path / "people", ("ann", "ben"), 2, (20, 20))
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(forbidden=FORBIDDEN), str(tiny_model),
          str(tmp_path / "g.sqlite"), str(tmp_path / "people"), str(tmp_path / "e.npz")],

@@ -7,18 +7,13 @@ import pytest
 from click.testing import CliRunner
 
 from siamese_edge.cli import COMMANDS, cli
-from siamese_edge.runtime.imageio import write_image
 
 
 @pytest.fixture()
 def people(tmp_path):
-    rng = np.random.default_rng(0)
-    root = tmp_path / "people"
-    for name in ("ann", "ben", "cat"):
-        (root / name).mkdir(parents=True)
-        for i in range(2):
-            write_image(root / name / f"{i}.png", rng.integers(0, 256, (24, 20, 3), np.uint8))
-    return root
+    from model_factory import write_random_people
+
+    return write_random_people(tmp_path / "people", ("ann", "ben", "cat"), 2, (24, 20, 3))
 
 
 def run(*args):

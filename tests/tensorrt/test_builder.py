@@ -63,16 +63,9 @@ def test_tiny_model_parses_and_builds(tmp_path, tiny_model, precision):
 
 def test_int8_builds_from_qdq_or_calibrator(tmp_path, tiny_model):
     trt = _tensorrt()
-    import numpy as np
+    from model_factory import write_random_people
 
-    from siamese_edge.runtime.imageio import write_image
-
-    rng = np.random.default_rng(0)
-    for person in ("a", "b"):
-        (tmp_path / "calib" / person).mkdir(parents=True)
-        for i in range(20):
-            write_image(tmp_path / "calib" / person / f"{i}.png",
-                        rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    write_random_people(tmp_path / "calib", ("a", "b"), 20, (16, 16))
     if hasattr(trt, "IInt8EntropyCalibrator2"):
         from siamese_edge.tensorrt.cuda_memory import device_count
         if device_count() == 0:
