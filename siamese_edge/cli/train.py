@@ -40,7 +40,7 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--loss", type=click.Choice(["triplet", "contrastive"]), default="triplet",
               show_default=True)
 @click.option("--miner", type=click.Choice(["batch-hard", "semi-hard", "batch-all"]),
-              default="semi-hard", show_default=True, help="Triplet mining in the batch.")
+              default="batch-hard", show_default=True, help="Triplet mining in the batch.")
 @click.option("--backbone", type=click.Choice(["small_cnn", "seed"]), default="small_cnn",
               show_default=True)
 @click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096))
@@ -57,6 +57,10 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
               default="onecycle", show_default=True)
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random shift, rotation, scale, brightness and contrast.")
+@click.option("--instance-fraction", default=0.5, show_default=True,
+              type=click.FloatRange(0.0, 0.9),
+              help="Share of each batch given to augmented views of single images, each its "
+                   "own pseudo-identity (helps identities never seen in training).")
 @click.option("--hflip", is_flag=True, help="Also flip images horizontally when augmenting.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--input-size", help="Resize images to HxW (default: the data's size).")
@@ -78,7 +82,7 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbone: str,
           embedding_dim: int, margin: float | None, epochs: int, steps_per_epoch: int,
           batch_size: int, k_per_identity: int, lr: float, weight_decay: float, schedule: str,
-          augment: bool, hflip: bool, seed: int, input_size: str | None, channels: str | None,
+          augment: bool, instance_fraction: float, hflip: bool, seed: int, input_size: str | None, channels: str | None,
           classes: str | None, mean: str | None, std: str | None, val_fraction: float, val_split: str, patience: int,
           label_means: str, threads: int | None, resume: bool, as_json: bool) -> None:
     """Train an embedding network on DATA and write a run directory.
@@ -105,7 +109,8 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbo
         data=data, out=out, labels=labels, loss=loss, miner=miner, backbone=backbone,
         embedding_dim=embedding_dim, margin=margin, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, k_per_identity=k_per_identity,
-        lr=lr, weight_decay=weight_decay, schedule=schedule, augment=augment, hflip=hflip,
+        lr=lr, weight_decay=weight_decay, schedule=schedule, augment=augment,
+        instance_fraction=instance_fraction, hflip=hflip,
         seed=seed, height=height, width=width, channels=int(channels) if channels else None,
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
         val_fraction=val_fraction, val_split=val_split, patience=patience,

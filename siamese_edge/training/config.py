@@ -20,7 +20,7 @@ class TrainConfig:
     out: str
     labels: str | None = None
     loss: str = "triplet"
-    miner: str = "semi-hard"
+    miner: str = "batch-hard"
     backbone: str = "small_cnn"
     embedding_dim: int = 64
     margin: float | None = None  # None: 0.2 for triplet, 1.0 for contrastive
@@ -32,6 +32,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "onecycle"
     augment: bool = True
+    # share of each batch given to augmented views of single images, each its own
+    # pseudo-identity (instance discrimination), so features stay useful for unseen identities
+    instance_fraction: float = 0.5
     hflip: bool = False
     seed: int = 0
     height: int | None = None
@@ -61,6 +64,8 @@ class TrainConfig:
                 raise InvalidInputError(f"{name} must be at least 1")
         if self.loss == "triplet" and self.batch_size < 2 * self.k_per_identity:
             raise InvalidInputError("triplet batches need batch_size >= 2 * k_per_identity")
+        if not 0.0 <= self.instance_fraction <= 0.9:
+            raise InvalidInputError("instance_fraction must be in [0, 0.9]")
         if not 0.0 <= self.val_fraction < 0.9:
             raise InvalidInputError("val_fraction must be in [0, 0.9)")
         if (self.mean is None) != (self.std is None):

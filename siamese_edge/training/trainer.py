@@ -158,7 +158,15 @@ class Trainer:
         """One optimisation step; returns (loss, fraction of active pairs/triplets)."""
         if self.config.loss == "triplet":
             indices = self.sampler.sample()
-            labels = torch.from_numpy(self.train.labels[indices])
+            labels = self.train.labels[indices].astype(np.int64)
+            k = self.config.k_per_identity
+            n_instances = int(round(self.config.instance_fraction * self.config.batch_size / k))
+            if n_instances:
+                # pseudo-identities: K augmented views of one image, labels below every class
+                chosen = self.rng.choice(len(self.train), n_instances, replace=False)
+                indices = np.concatenate([indices, np.repeat(chosen, k)])
+                labels = np.concatenate([labels, -1 - np.repeat(np.arange(n_instances), k)])
+            labels = torch.from_numpy(labels)
             embeddings = self.model(self._inputs(indices, True))
             a, p, n = self.miner(embeddings, labels)
             per = self.loss_fn.per_triplet(embeddings[a], embeddings[p], embeddings[n])
@@ -166,6 +174,13 @@ class Trainer:
             active = float((per > 0).float().mean()) if len(per) else 0.0
         else:
             first, second, same = self.sampler.sample(self.config.batch_size)
+            n_instances = int(round(self.config.instance_fraction * int(same.sum())))
+            if n_instances:
+                # some genuine pairs become two augmented views of one image
+                chosen = self.rng.choice(len(self.train), n_instances, replace=False)
+                genuine = np.nonzero(same == 1)[0][:n_instances]
+                first, second = first.copy(), second.copy()
+                first[genuine] = second[genuine] = chosen
             # both branches in one batch: the same network, shared batch-norm statistics
             embeddings = self.model(self._inputs(np.concatenate([first, second]), True))
             e1, e2 = embeddings[:len(first)], embeddings[len(first):]
