@@ -5,11 +5,20 @@ preprocessing are recorded at creation); opening it with another model is refuse
 embeddings of two models are not comparable. Every enrolment is one transaction, the file is
 in WAL mode, and a file that is not a gallery (or a newer schema) is refused untouched.
 
-Schema (version 1)::
+Schema (version 2)::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)        -- schema_version, model_fingerprint, ...
+    meta(key TEXT PRIMARY KEY, value TEXT)        -- schema_version, model_fingerprint,
+                                                  -- template_dtype, revision, ...
     identities(id, name UNIQUE, created, metadata JSON)
-    templates(id, identity_id -> identities.id, embedding BLOB float32, source, created, quality)
+    templates(id AUTOINCREMENT, identity_id -> identities.id, embedding BLOB, source,
+              created, quality)
+
+``embedding`` is little-endian float32 (default) or float16 (``template_dtype``), told apart
+by its length. Version 2 differs from 1 by template ids that are never reused (AUTOINCREMENT)
+and by ``meta.revision``, bumped by every change other than an append, so that an open
+gallery can bring its in-memory :class:`~siamese_edge.runtime.search_index.SearchIndex` up
+to date incrementally when other processes write. Older files are migrated on open
+(:data:`MIGRATIONS`, one transaction each); newer ones are refused untouched.
 """
 
 from __future__ import annotations
@@ -19,17 +28,22 @@ import os
 import sqlite3
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from siamese_edge.errors import GalleryError, InvalidInputError, ModelMismatchError, \
     UnknownIdentityError
 from siamese_edge.model_info import ModelInfo
+from siamese_edge.runtime.search_index import SearchIndex
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+TEMPLATE_DTYPES = ("float32", "float16")
+#: what ``enroll`` does when the identity already exists: add templates, or refuse.
+DUPLICATE_POLICIES = ("add", "refuse")
 MAX_NAME_LENGTH = 200
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -42,7 +56,7 @@ CREATE TABLE identities (
     metadata TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE templates (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
     embedding BLOB NOT NULL,
     source TEXT,
@@ -51,6 +65,59 @@ CREATE TABLE templates (
 );
 CREATE INDEX templates_by_identity ON templates(identity_id);
 """
+
+
+class DuplicateIdentityError(GalleryError):
+    """Enrolment refused: the identity exists and the policy is ``refuse``."""
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Template ids never reused (AUTOINCREMENT); ``revision`` and ``template_dtype`` in meta."""
+    db.execute("""CREATE TABLE templates_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+        embedding BLOB NOT NULL,
+        source TEXT,
+        created REAL NOT NULL,
+        quality REAL)""")
+    db.execute("INSERT INTO templates_v2 SELECT id, identity_id, embedding, source, created, "
+               "quality FROM templates")
+    db.execute("DROP TABLE templates")
+    db.execute("ALTER TABLE templates_v2 RENAME TO templates")
+    db.execute("CREATE INDEX templates_by_identity ON templates(identity_id)")
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                   [("revision", "0"), ("template_dtype", "float32")])
+
+
+#: ``MIGRATIONS[v]`` turns schema ``v`` into ``v + 1`` inside one transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+
+
+@dataclass(frozen=True)
+class TemplateRecord:
+    """One stored template, without its vector."""
+
+    id: int
+    identity: str
+    source: str | None
+    created: float
+    quality: float | None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "identity": self.identity, "source": self.source,
+                "created": self.created, "quality": self.quality}
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    name: str
+    created: float
+    metadata: dict[str, Any]
+    templates: list[TemplateRecord]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "created": self.created, "metadata": self.metadata,
+                "templates": [t.to_dict() for t in self.templates]}
 
 
 @dataclass(frozen=True)
@@ -93,41 +160,61 @@ class Gallery:
         self._db = connection
         self.path = path
         self.read_only = read_only
+        self.meta: dict[str, str] = {}
         self._matrix: GalleryMatrix | None = None
+        self._index: SearchIndex | None = None
+        self._label_names: dict[int, str] = {}
+        self._seen_revision = ""
+        self._seen_template = 0
+        self._data_version = -1
+        self._dirty = False
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str], model: ModelInfo, create: bool = True,
-             read_only: bool = False) -> Gallery:
+    def open(cls, path: str | os.PathLike[str], model: ModelInfo | None, create: bool = True,
+             read_only: bool = False, template_dtype: str = "float32") -> Gallery:
         """Open (or create) the gallery at ``path`` for ``model``.
+
+        Args:
+            model: the model whose embeddings go in and out; ``None`` to manage records
+                only (list, rename, remove, export): no model check, no creation.
+            template_dtype: ``float32`` or ``float16``; how a new gallery stores templates.
 
         Raises:
             GalleryError: not a gallery, corrupt, newer schema, or missing with create=False.
             ModelMismatchError: the gallery was made with another model.
         """
+        if template_dtype not in TEMPLATE_DTYPES:
+            raise InvalidInputError(f"template dtype {template_dtype!r}: use one of "
+                                    f"{', '.join(TEMPLATE_DTYPES)}")
         path = Path(path)
         exists = path.exists()
         if exists:
             _check_is_sqlite(path)
-        elif not create or read_only:
+        elif not create or read_only or model is None:
             raise GalleryError(f"{path}: no such gallery (enroll identities first)")
         try:
             if read_only:
                 db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0,
-                                     isolation_level=None)
+                                     isolation_level=None, check_same_thread=False)
             else:
-                db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+                db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None,
+                                     check_same_thread=False)
             db.execute("PRAGMA foreign_keys = ON")
             gallery = cls(db, path, read_only)
-            if exists:
-                gallery._check_schema_and_model(model)
-            else:
-                gallery._create(model)
+            try:
+                if exists:
+                    gallery._check_schema_and_model(model)
+                else:
+                    gallery._create(model, template_dtype)
+            except BaseException:
+                db.close()
+                raise
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path}: not a usable gallery ({exc})") from None
         return gallery
 
-    def _create(self, model: ModelInfo) -> None:
+    def _create(self, model: ModelInfo, template_dtype: str) -> None:
         self._db.execute("PRAGMA journal_mode = WAL")
         pre = model.preprocessing
         meta = {
@@ -138,6 +225,8 @@ class Gallery:
             "preprocessing": json.dumps({"height": pre.height, "width": pre.width,
                                          "channels": pre.channels, "mean": list(pre.mean),
                                          "std": list(pre.std)}),
+            "template_dtype": template_dtype,
+            "revision": "0",
             "created": str(time.time()),
         }
         with self._transaction():
@@ -147,25 +236,61 @@ class Gallery:
             self._db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
         self.meta = meta
 
-    def _check_schema_and_model(self, model: ModelInfo) -> None:
+    def _read_meta(self) -> dict[str, str]:
         try:
-            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError:
+            return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                raise
             raise GalleryError(f"{self.path}: an SQLite file, but not a siamese-edge "
                                f"gallery") from None
-        version = int(meta.get("schema_version", "0") or 0)
+
+    def _check_schema_and_model(self, model: ModelInfo | None) -> None:
+        meta = self._read_meta()
+        try:
+            version = int(meta.get("schema_version", "0") or 0)
+        except ValueError:
+            version = 0
         if version < 1:
             raise GalleryError(f"{self.path}: not a siamese-edge gallery")
         if version > SCHEMA_VERSION:
             raise GalleryError(f"{self.path}: gallery schema {version} is newer than this "
                                f"siamese-edge supports ({SCHEMA_VERSION}); upgrade siamese-edge")
         theirs = meta.get("model_fingerprint", "")
-        if theirs != model.fingerprint:
+        if model is not None and theirs != model.fingerprint:
             raise ModelMismatchError(
                 f"{self.path} was enrolled with model {theirs[:23]}… "
                 f"({meta.get('model_name', '?')}), not {model.fingerprint[:23]}… "
-                f"({model.name}); use that model or re-enroll")
+                f"({model.name}); use that model, or 'siamese-edge gallery reembed'")
+        if version < SCHEMA_VERSION and not self.read_only:
+            self._migrate(version)
+            meta = self._read_meta()
         self.meta = meta
+
+    def _migrate(self, version: int) -> None:
+        """Run every migration from ``version`` up, each in its own transaction."""
+        while version < SCHEMA_VERSION:
+            with self._transaction():
+                MIGRATIONS[version](self._db)
+                version += 1
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                 (str(version),))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.meta["schema_version"])
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self.meta.get("model_fingerprint", "")
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.meta["embedding_dim"])
+
+    @property
+    def template_dtype(self) -> str:
+        return self.meta.get("template_dtype", "float32")
 
     # -- context management -----------------------------------------------------------------
     def close(self) -> None:
@@ -180,21 +305,85 @@ class Gallery:
     def _transaction(self):
         return _Transaction(self._db)
 
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise GalleryError(f"{self.path}: opened read-only")
+
+    def _bump_revision(self) -> str:
+        """Within a write transaction: the revision before this change (then bump it)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        before = row[0] if row else "0"
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('revision', ?)",
+                         (str(int(before) + 1),))
+        return before
+
     # -- writing --------------------------------------------------------------------------
-    def enroll(self, name: str, embeddings: np.ndarray, sources: list[str] | None = None,
-               metadata: dict[str, Any] | None = None) -> list[int]:
+    def enroll(self, name: str, embeddings: np.ndarray, sources: Sequence[str | None] | None = None,
+               metadata: dict[str, Any] | None = None, *,
+               qualities: Sequence[float | None] | None = None,
+               created: Sequence[float] | None = None,
+               on_duplicate: str = "add") -> list[int]:
         """Add templates to ``name`` (created if new) in one transaction; returns their ids.
+
+        Args:
+            sources: per template, where it came from (an image path: ``reembed`` reads it).
+            metadata: free-form JSON for a new identity (an existing one keeps its own).
+            qualities: per template, an optional quality score.
+            created: per template, a UNIX time (default now; import keeps the original).
+            on_duplicate: ``add`` templates to an existing identity, or ``refuse``.
 
         Raises:
             InvalidInputError: bad name, wrong embedding size, NaN/inf values, zero vectors.
+            DuplicateIdentityError: ``name`` exists and ``on_duplicate`` is ``refuse``.
         """
-        if self.read_only:
-            raise GalleryError(f"{self.path}: opened read-only")
+        self._require_writable()
+        if on_duplicate not in DUPLICATE_POLICIES:
+            raise InvalidInputError(f"duplicate policy {on_duplicate!r}: use one of "
+                                    f"{', '.join(DUPLICATE_POLICIES)}")
         name = validate_name(name)
+        embeddings = self._check_embeddings(embeddings)
+        n = len(embeddings)
+        sources = list(sources) if sources is not None else [None] * n
+        qualities = list(qualities) if qualities is not None else [None] * n
+        now = time.time()
+        created = [float(t) for t in created] if created is not None else [now] * n
+        if not len(sources) == len(qualities) == len(created) == n:
+            raise InvalidInputError("one source, quality and time per embedding expected")
+        for quality in qualities:
+            if quality is not None and not np.isfinite(quality):
+                raise InvalidInputError("a template quality is NaN or inf")
+        metadata_json = _metadata_json(metadata)
+        dtype = "<f2" if self.template_dtype == "float16" else "<f4"
+        with self._transaction():
+            row = self._db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                cursor = self._db.execute(
+                    "INSERT INTO identities (name, created, metadata) VALUES (?, ?, ?)",
+                    (name, now, metadata_json))
+                identity_id = cursor.lastrowid
+            elif on_duplicate == "refuse":
+                raise DuplicateIdentityError(f"{name!r} is already enrolled in {self.path} "
+                                             f"(duplicate policy: refuse)")
+            else:
+                identity_id = row[0]
+            ids = []
+            for vector, source, quality, when in zip(embeddings, sources, qualities, created):
+                cursor = self._db.execute(
+                    "INSERT INTO templates (identity_id, embedding, source, created, quality) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (identity_id, vector.astype(dtype).tobytes(),
+                     None if source is None else str(source), when,
+                     None if quality is None else float(quality)))
+                ids.append(int(cursor.lastrowid))
+        self._matrix = None
+        self._dirty = True
+        return ids
+
+    def _check_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim == 1:
             embeddings = embeddings[None, :]
-        dim = int(self.meta_value("embedding_dim"))
+        dim = self.embedding_dim
         if embeddings.ndim != 2 or embeddings.shape[1] != dim or len(embeddings) == 0:
             raise InvalidInputError(f"expected embeddings of shape (N, {dim}), got "
                                     f"{embeddings.shape}")
@@ -203,43 +392,85 @@ class Gallery:
         norms = np.linalg.norm(embeddings, axis=1)
         if np.any(norms < 1e-6):
             raise InvalidInputError("an embedding is all zeros; refusing to store it")
-        embeddings = embeddings / norms[:, None]
-        sources = list(sources) if sources is not None else [None] * len(embeddings)
-        if len(sources) != len(embeddings):
-            raise InvalidInputError("one source per embedding expected")
-        now = time.time()
-        with self._transaction():
-            row = self._db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                cursor = self._db.execute(
-                    "INSERT INTO identities (name, created, metadata) VALUES (?, ?, ?)",
-                    (name, now, json.dumps(metadata or {})))
-                identity_id = cursor.lastrowid
-            else:
-                identity_id = row[0]
-            ids = []
-            for vector, source in zip(embeddings, sources):
-                cursor = self._db.execute(
-                    "INSERT INTO templates (identity_id, embedding, source, created) "
-                    "VALUES (?, ?, ?, ?)", (identity_id, vector.astype("<f4").tobytes(),
-                                            source, now))
-                ids.append(int(cursor.lastrowid))
-        self._matrix = None
-        return ids
+        return embeddings / norms[:, None]
+
+    def _identity_id(self, name: str) -> int:
+        row = self._db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise UnknownIdentityError(f"no identity named {name!r} in {self.path}")
+        return int(row[0])
 
     def remove(self, name: str) -> int:
         """Remove an identity and its templates; returns how many templates went."""
-        if self.read_only:
-            raise GalleryError(f"{self.path}: opened read-only")
+        self._require_writable()
         with self._transaction():
-            row = self._db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise UnknownIdentityError(f"no identity named {name!r} in {self.path}")
-            count = self._db.execute("SELECT COUNT(*) FROM templates WHERE identity_id = ?",
-                                     (row[0],)).fetchone()[0]
-            self._db.execute("DELETE FROM identities WHERE id = ?", (row[0],))
+            identity_id = self._identity_id(name)
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM templates WHERE identity_id = ?", (identity_id,))]
+            self._db.execute("DELETE FROM identities WHERE id = ?", (identity_id,))
+            revision = self._bump_revision()
+        self._after_change(revision, lambda index: index.remove(ids),
+                           forget_label=identity_id)
+        return len(ids)
+
+    def remove_template(self, template_id: int, name: str | None = None) -> str:
+        """Remove one template (of ``name``, when given); returns its identity's name.
+
+        An identity left without templates stays, with its metadata, until removed.
+        """
+        self._require_writable()
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT i.name FROM templates t JOIN identities i ON t.identity_id = i.id "
+                "WHERE t.id = ?", (int(template_id),)).fetchone()
+            if row is None or (name is not None and row[0] != name):
+                owner = f" of {name!r}" if name is not None else ""
+                raise UnknownIdentityError(f"no template {template_id}{owner} in {self.path}")
+            self._db.execute("DELETE FROM templates WHERE id = ?", (int(template_id),))
+            revision = self._bump_revision()
+        self._after_change(revision, lambda index: index.remove([int(template_id)]))
+        return row[0]
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename identity ``old`` to ``new`` (which must not exist)."""
+        self._require_writable()
+        new = validate_name(new)
+        with self._transaction():
+            identity_id = self._identity_id(old)
+            if new != old and new in self:
+                raise DuplicateIdentityError(f"{new!r} already exists in {self.path}")
+            self._db.execute("UPDATE identities SET name = ? WHERE id = ?", (new, identity_id))
+            revision = self._bump_revision()
+        self._after_change(revision, lambda index: None, rename=(identity_id, new))
+
+    def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        """Replace the free-form JSON metadata of ``name``."""
+        self._require_writable()
+        text = _metadata_json(metadata)
+        with self._transaction():
+            identity_id = self._identity_id(name)
+            self._db.execute("UPDATE identities SET metadata = ? WHERE id = ?",
+                             (text, identity_id))
+            revision = self._bump_revision()
+        self._after_change(revision, lambda index: None)
+
+    def _after_change(self, revision_before: str, apply: Callable[[SearchIndex], Any],
+                      forget_label: int | None = None,
+                      rename: tuple[int, str] | None = None) -> None:
+        """Apply our own committed change to the in-memory index, or drop it if stale."""
         self._matrix = None
-        return int(count)
+        self._dirty = True
+        if self._index is None:
+            return
+        if revision_before != self._seen_revision:  # someone else changed it too: reload
+            self._index = None
+            return
+        apply(self._index)
+        if forget_label is not None:
+            self._label_names.pop(forget_label, None)
+        if rename is not None:
+            self._label_names[rename[0]] = rename[1]
+        self._seen_revision = str(int(revision_before) + 1)
 
     # -- reading --------------------------------------------------------------------------
     def meta_value(self, key: str) -> str:
@@ -262,10 +493,72 @@ class Gallery:
         return self._db.execute("SELECT 1 FROM identities WHERE name = ?",
                                 (name,)).fetchone() is not None
 
+    def templates(self, name: str | None = None) -> list[TemplateRecord]:
+        """Template records (of ``name``, or all), ordered by identity then id."""
+        query = ("SELECT t.id, i.name, t.source, t.created, t.quality FROM templates t "
+                 "JOIN identities i ON t.identity_id = i.id")
+        if name is not None:
+            self._identity_id(name)
+            rows = self._db.execute(query + " WHERE i.name = ? ORDER BY t.id", (name,))
+        else:
+            rows = self._db.execute(query + " ORDER BY i.name, t.id")
+        return [TemplateRecord(int(i), n, s, float(c), None if q is None else float(q))
+                for i, n, s, c, q in rows]
+
+    def identity(self, name: str) -> IdentityRecord:
+        """One identity: its metadata and template records."""
+        row = self._db.execute("SELECT name, created, metadata FROM identities WHERE name = ?",
+                               (name,)).fetchone()
+        if row is None:
+            raise UnknownIdentityError(f"no identity named {name!r} in {self.path}")
+        return IdentityRecord(row[0], float(row[1]), _parse_metadata(row[2]),
+                              self.templates(name))
+
+    def embeddings(self, template_ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of ``template_ids`` as float32 ``(N, D)``, in that order."""
+        out = np.empty((len(template_ids), self.embedding_dim), np.float32)
+        for i, template_id in enumerate(template_ids):
+            row = self._db.execute("SELECT embedding FROM templates WHERE id = ?",
+                                   (int(template_id),)).fetchone()
+            if row is None:
+                raise UnknownIdentityError(f"no template {template_id} in {self.path}")
+            out[i] = self._decode(row[0], str(template_id))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, sizes and the model binding, for ``gallery stats``."""
+        counts = self.counts()
+        per = list(counts.values())
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"))
+                   if p.exists())
+        return {"path": str(self.path), "schema_version": self.schema_version,
+                "model_fingerprint": self.model_fingerprint,
+                "model_name": self.meta.get("model_name", ""),
+                "embedding_dim": self.embedding_dim, "template_dtype": self.template_dtype,
+                "identities": len(counts), "templates": sum(per),
+                "templates_per_identity": {"min": min(per, default=0),
+                                           "max": max(per, default=0),
+                                           "mean": (sum(per) / len(per)) if per else 0.0},
+                "file_bytes": size,
+                "index_bytes": sum(per) * self.embedding_dim * 4}
+
+    def _decode(self, blob: bytes, what: str) -> np.ndarray:
+        dim = self.embedding_dim
+        if len(blob) == 4 * dim:
+            vector = np.frombuffer(blob, "<f4")
+        elif len(blob) == 2 * dim:
+            vector = np.frombuffer(blob, "<f2").astype(np.float32)
+        else:
+            raise GalleryError(f"{self.path}: template {what} is corrupt "
+                               f"({len(blob)} bytes for dimension {dim})")
+        if not np.all(np.isfinite(vector)):
+            raise GalleryError(f"{self.path}: template {what} holds non-finite values")
+        return vector
+
     def matrix(self) -> GalleryMatrix:
-        """All templates as one contiguous float32 matrix (loaded once, cached)."""
+        """All templates as one contiguous float32 matrix, ordered by identity (cached)."""
         if self._matrix is None:
-            dim = int(self.meta_value("embedding_dim"))
+            dim = self.embedding_dim
             rows = self._db.execute(
                 "SELECT i.name, t.embedding FROM templates t JOIN identities i "
                 "ON t.identity_id = i.id ORDER BY i.name, t.id").fetchall()
@@ -274,17 +567,58 @@ class Gallery:
             names: list[str] = []
             starts: list[int] = []
             for i, (name, blob) in enumerate(rows):
-                if len(blob) != 4 * dim:
-                    raise GalleryError(f"{self.path}: a template of {name!r} is corrupt")
-                embeddings[i] = np.frombuffer(blob, "<f4")
+                embeddings[i] = self._decode(blob, f"of {name!r}")
                 if not names or names[-1] != name:
                     names.append(name)
                     starts.append(i)
                 owner[i] = len(names) - 1
-            if not np.all(np.isfinite(embeddings)):
-                raise GalleryError(f"{self.path}: gallery holds non-finite templates")
             self._matrix = GalleryMatrix(embeddings, owner, names, np.asarray(starts, np.int64))
         return self._matrix
+
+    # -- the in-memory search index -------------------------------------------------------
+    def index(self) -> SearchIndex:
+        """The templates as a :class:`SearchIndex` (labels are identity keys, see
+        :meth:`label_names`): loaded once, then brought up to date incrementally with our
+        own and other processes' commits."""
+        if self._index is None:
+            self._load_index(full=True)
+        else:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if self._dirty or version != self._data_version:
+                self._load_index(full=False)
+        assert self._index is not None
+        return self._index
+
+    def label_names(self) -> dict[int, str]:
+        """Index label -> identity name (call after :meth:`index`)."""
+        return self._label_names
+
+    def _load_index(self, full: bool) -> None:
+        self._db.execute("BEGIN")  # one snapshot for the revision, names and templates
+        try:
+            self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+            revision = row[0] if row else "0"
+            if revision != self._seen_revision:
+                full = True
+            after = 0 if full else self._seen_template
+            rows = self._db.execute("SELECT id, identity_id, embedding FROM templates "
+                                    "WHERE id > ? ORDER BY id", (after,)).fetchall()
+            names = dict(self._db.execute("SELECT id, name FROM identities").fetchall())
+        finally:
+            self._db.execute("COMMIT")
+        index = SearchIndex(self.embedding_dim) if full or self._index is None else self._index
+        if rows:
+            vectors = np.empty((len(rows), self.embedding_dim), np.float32)
+            for i, (template_id, _, blob) in enumerate(rows):
+                vectors[i] = self._decode(blob, str(template_id))
+            index.add(vectors, [r[0] for r in rows], [r[1] for r in rows])
+            self._seen_template = max(self._seen_template if not full else 0, rows[-1][0])
+        elif full:
+            self._seen_template = 0
+        self._index, self._label_names = index, {int(k): v for k, v in names.items()}
+        self._seen_revision = revision
+        self._dirty = False
 
 
 class _Transaction:
@@ -311,3 +645,22 @@ def _check_is_sqlite(path: Path) -> None:
         raise GalleryError(f"{path}: cannot read ({exc.strerror})") from None
     if header != _SQLITE_HEADER:
         raise GalleryError(f"{path}: not a gallery (not an SQLite file)")
+
+
+def _metadata_json(metadata: dict[str, Any] | None) -> str:
+    if metadata is None:
+        return "{}"
+    if not isinstance(metadata, dict):
+        raise InvalidInputError("identity metadata must be a JSON object")
+    try:
+        return json.dumps(metadata, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"identity metadata is not JSON-serialisable ({exc})") from None
+
+
+def _parse_metadata(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {"_unparsed": text}
+    return value if isinstance(value, dict) else {"_value": value}

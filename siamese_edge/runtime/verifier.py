@@ -10,7 +10,7 @@ import numpy as np
 from siamese_edge.errors import GalleryError, UnknownIdentityError
 from siamese_edge.runtime.embedder import Embedder
 from siamese_edge.runtime.gallery import Gallery
-from siamese_edge.runtime.matching import Candidate, identity_scores, top_k
+from siamese_edge.runtime.matching import Aggregation, Candidate, MaxScore
 
 UNKNOWN = "unknown"
 
@@ -22,8 +22,11 @@ class Decision:
     Attributes:
         identity: the claimed identity (1:1) or the best match (1:N); ``None`` if no template.
         score: cosine similarity to ``identity``'s best template.
-        accepted: ``score >= threshold``.
+        accepted: ``score >= threshold`` (and, 1:N with a margin, best - second >= margin).
         candidates: 1:N only, the top-k identities, best first.
+        margin: 1:N with a required margin: the gap between the best and the second-best
+            identity (``None`` otherwise, or with a single identity).
+        required_margin: the margin asked for, if any.
     """
 
     identity: str | None
@@ -31,6 +34,8 @@ class Decision:
     accepted: bool
     threshold: float
     candidates: list[Candidate] = field(default_factory=list)
+    margin: float | None = None
+    required_margin: float | None = None
 
     @property
     def answer(self) -> str:
@@ -41,7 +46,8 @@ class Decision:
         return {"identity": self.identity, "answer": self.answer, "score": self.score,
                 "accepted": self.accepted, "threshold": self.threshold,
                 "candidates": [{"identity": c.identity, "score": c.score}
-                               for c in self.candidates]}
+                               for c in self.candidates],
+                "margin": self.margin, "required_margin": self.required_margin}
 
 
 class Verifier:
@@ -51,13 +57,18 @@ class Verifier:
         embedder: an entered :class:`Embedder`.
         gallery: an open :class:`Gallery` made with the same model.
         threshold: accept when the score reaches it; default the model's own threshold.
+        aggregation: how an identity's template scores combine (default :class:`MaxScore`).
+        margin: 1:N open-set rejection: also require best - second-best identity >= margin.
     """
 
     def __init__(self, embedder: Embedder, gallery: Gallery,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, *, aggregation: Aggregation | None = None,
+                 margin: float | None = None) -> None:
         self.embedder = embedder
         self.gallery = gallery
         self.threshold = float(embedder.info.threshold if threshold is None else threshold)
+        self.aggregation = aggregation if aggregation is not None else MaxScore()
+        self.margin = None if margin is None else float(margin)
 
     def verify(self, images: Sequence[np.ndarray], identity: str) -> list[Decision]:
         """1:1: is each image ``identity``?"""
@@ -68,19 +79,33 @@ class Verifier:
         return self.identify_embeddings(self.embedder.embed(images), k)
 
     def verify_embeddings(self, embeddings: np.ndarray, identity: str) -> list[Decision]:
-        matrix = self.gallery.matrix()
-        if identity not in matrix.names:
+        index = self.gallery.index()
+        labels = [label for label, name in self.gallery.label_names().items()
+                  if name == identity]
+        if not labels or not np.any(index.labels == labels[0]):
             raise UnknownIdentityError(f"no identity named {identity!r} in "
-                                       f"{self.gallery.path}")
-        column = matrix.names.index(identity)
-        scores = identity_scores(embeddings, matrix)[:, column]
+                                       f"{self.gallery.path}" + (" (it has no templates)"
+                                                                 if labels else ""))
+        scores = self.aggregation.reduce(index.scores_of(embeddings, labels[0]))
         return [Decision(identity, float(s), bool(s >= self.threshold), self.threshold)
                 for s in scores]
 
     def identify_embeddings(self, embeddings: np.ndarray, k: int = 5) -> list[Decision]:
-        matrix = self.gallery.matrix()
-        if not matrix.names:
+        index = self.gallery.index()
+        if not len(index):
             raise GalleryError(f"{self.gallery.path}: the gallery is empty; enroll first")
-        ranked = top_k(identity_scores(embeddings, matrix), matrix.names, max(1, k))
-        return [Decision(c[0].identity, c[0].score, c[0].score >= self.threshold,
-                         self.threshold, c) for c in ranked]
+        names = self.gallery.label_names()
+        depth = max(1, k, 2 if self.margin is not None else 1)
+        decisions = []
+        for ranked in self.aggregation.rank(index, embeddings, depth):
+            candidates = [Candidate(names[label], score) for label, score in ranked]
+            best = candidates[0]
+            accepted = best.score >= self.threshold
+            gap = None
+            if self.margin is not None and len(candidates) > 1:
+                gap = best.score - candidates[1].score
+                accepted = accepted and gap >= self.margin
+            decisions.append(Decision(best.identity, best.score, bool(accepted),
+                                      self.threshold, candidates[:max(1, k)], gap,
+                                      self.margin))
+        return decisions
