@@ -16,6 +16,7 @@ COMMANDS = {
     "train": "siamese_edge.cli.train:train",
     "export": "siamese_edge.cli.export:export",
     "enroll": "siamese_edge.cli.enroll:enroll",
+    "gallery": "siamese_edge.cli.gallery:gallery",
     "verify": "siamese_edge.cli.verify:verify",
     "embed": "siamese_edge.cli.embed:embed",
     "evaluate": "siamese_edge.cli.evaluate:evaluate",

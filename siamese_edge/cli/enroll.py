@@ -26,13 +26,16 @@ EXIT_PARTIAL = 3
               help="With --camera: distinct good frames to capture.")
 @click.option("--roi", default="face", show_default=True,
               help="With --camera: whole | face | x,y,w,h.")
+@click.option("--on-duplicate", type=click.Choice(["add", "refuse"]), default="add",
+              show_default=True, help="NAME already enrolled: add the new templates, or "
+              "refuse (with --from-dir: skip that folder).")
 @backend_options
 @batch_option
 @json_option
 @click.argument("name", required=False)
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
-           camera_name: str | None, samples: int, roi: str, backend: str, engine: str | None,
+           camera_name: str | None, samples: int, roi: str, on_duplicate: str, backend: str, engine: str | None,
            require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
            name: str | None, images: tuple[str, ...]) -> None:
     """Enroll NAME from IMAGE... (or every identity folder of --from-dir) into the gallery.
@@ -66,9 +69,9 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
     with embedder, \
             Gallery.open(gallery, embedder.info) as store:
         if from_dir:
-            report = enroll_directory(embedder, store, from_dir)
+            report = enroll_directory(embedder, store, from_dir, on_duplicate)
         else:
-            report = enroll_files(embedder, store, name, images)
+            report = enroll_files(embedder, store, name, images, on_duplicate)
         counts = store.counts()
     if as_json:
         print_json({**report.to_dict(), "gallery": gallery, "backend":

@@ -24,6 +24,13 @@ def print_json_line(document: dict) -> None:
               help="Accept when score >= T (default: the model's calibrated threshold).")
 @click.option("--top-k", "-k", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Candidates listed per probe in 1:N mode.")
+@click.option("--aggregate", type=click.Choice(["max", "mean-top-k"]), default="max",
+              show_default=True, help="An identity's score: its best template, or the mean "
+              "of its --aggregate-k best.")
+@click.option("--aggregate-k", default=3, show_default=True, type=click.IntRange(1),
+              help="Templates averaged by --aggregate mean-top-k.")
+@click.option("--margin", type=click.FloatRange(min=0),
+              help="1:N: also answer 'unknown' unless best - second-best identity >= M.")
 @click.option("--camera", help="Live: a device index, /dev/videoN, video file, rtsp:// or "
               "http(s):// URL, csi://N (Jetson), v4l2://N or a GStreamer pipeline.")
 @click.option("--vote", default="3/5", show_default=True,
@@ -41,7 +48,7 @@ def print_json_line(document: dict) -> None:
 @json_option
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 def verify(model: str, gallery: str, identity: str | None, threshold: float | None, top_k: int,
-           camera: str | None, vote: str, roi: str, show: bool, output: str | None,
+           aggregate: str, aggregate_k: int, margin: float | None, camera: str | None, vote: str, roi: str, show: bool, output: str | None,
            max_frames: int | None, duration: float | None, backend: str, engine: str | None,
            require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
            images: tuple[str, ...]) -> None:
@@ -62,6 +69,7 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
     a summary (frames, FPS, p50/p99 latency per stage).
     """
     from siamese_edge.runtime.gallery import Gallery
+    from siamese_edge.runtime.matching import aggregation_from_name
     from siamese_edge.runtime.workflows import decide_files
 
     embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
@@ -75,7 +83,8 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
         raise click.UsageError("no IMAGES given (or use --camera SRC)")
     with embedder, \
             Gallery.open(gallery, embedder.info, create=False) as store:
-        decisions = decide_files(embedder, store, images, identity, threshold, top_k)
+        decisions = decide_files(embedder, store, images, identity, threshold, top_k,
+                                 aggregation_from_name(aggregate, aggregate_k), margin)
     mode = "verify" if identity is not None else "identify"
     if as_json:
         print_json({"mode": mode, "model": model, "gallery": gallery,

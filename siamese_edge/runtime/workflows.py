@@ -14,7 +14,7 @@ import numpy as np
 
 from siamese_edge.errors import ImageReadError, InvalidInputError
 from siamese_edge.runtime.embedder import Embedder
-from siamese_edge.runtime.gallery import Gallery, validate_name
+from siamese_edge.runtime.gallery import DuplicateIdentityError, Gallery, validate_name
 from siamese_edge.runtime.imageio import is_image_path, read_image
 from siamese_edge.runtime.verifier import Decision, Verifier
 
@@ -44,19 +44,25 @@ def read_images(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:
 
 
 def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
-                 paths: Sequence[str | os.PathLike[str]]) -> EnrollReport:
-    """Enroll ``paths`` as templates of ``name``: all of them in one transaction, or none."""
+                 paths: Sequence[str | os.PathLike[str]],
+                 on_duplicate: str = "add") -> EnrollReport:
+    """Enroll ``paths`` as templates of ``name``: all of them in one transaction, or none.
+
+    ``on_duplicate``: ``add`` to an existing identity, or ``refuse`` (DuplicateIdentityError).
+    """
     name = validate_name(name)
     images = read_images(paths)
-    gallery.enroll(name, embedder.embed(images), sources=[str(p) for p in paths])
+    gallery.enroll(name, embedder.embed(images), sources=[str(p) for p in paths],
+                   on_duplicate=on_duplicate)
     return EnrollReport(enrolled={name: len(images)})
 
 
 def enroll_directory(embedder: Embedder, gallery: Gallery,
-                     root: str | os.PathLike[str]) -> EnrollReport:
+                     root: str | os.PathLike[str], on_duplicate: str = "add") -> EnrollReport:
     """Enroll ``root/<identity>/*.png|jpg…``, one transaction per identity.
 
-    Unreadable files are reported in ``failures`` and skipped; the good ones are kept.
+    Unreadable files (and, with ``on_duplicate="refuse"``, identities already enrolled) are
+    reported in ``failures`` and skipped; the good ones are kept.
     """
     root = Path(root)
     if not root.is_dir():
@@ -81,17 +87,27 @@ def enroll_directory(embedder: Embedder, gallery: Gallery,
         if not images:
             report.failures.append((str(folder), "no readable images"))
             continue
-        gallery.enroll(name, embedder.embed(images), sources=sources)
+        try:
+            gallery.enroll(name, embedder.embed(images), sources=sources,
+                           on_duplicate=on_duplicate)
+        except DuplicateIdentityError as exc:
+            report.failures.append((str(folder), str(exc)))
+            continue
         report.enrolled[name] = len(images)
     return report
 
 
 def decide_files(embedder: Embedder, gallery: Gallery, paths: Sequence[str | os.PathLike[str]],
                  identity: str | None = None, threshold: float | None = None,
-                 top_k: int = 3) -> list[Decision]:
-    """1:1 against ``identity`` when given, else 1:N; one decision per file."""
+                 top_k: int = 3, aggregation=None,
+                 margin: float | None = None) -> list[Decision]:
+    """1:1 against ``identity`` when given, else 1:N; one decision per file.
+
+    ``aggregation`` (a :class:`~siamese_edge.runtime.matching.Aggregation`, default max) and
+    ``margin`` (best - second-best identity, 1:N) go to the :class:`Verifier`.
+    """
     images = read_images(paths)
-    verifier = Verifier(embedder, gallery, threshold)
+    verifier = Verifier(embedder, gallery, threshold, aggregation=aggregation, margin=margin)
     if identity is not None:
         return verifier.verify(images, identity)
     return verifier.identify(images, top_k)

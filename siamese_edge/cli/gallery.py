@@ -1,0 +1,201 @@
+"""``siamese-edge gallery``: inspect and maintain a gallery file."""
+
+from __future__ import annotations
+
+import click
+
+from siamese_edge.cli.options import (
+    backend_options, batch_option, gallery_option, json_option, open_embedder, print_json,
+    warn,
+)
+
+#: exit status when some identities or templates were skipped (the rest is done)
+EXIT_PARTIAL = 3
+
+
+def _open(gallery: str, writable: bool = False):
+    from siamese_edge.runtime.gallery import Gallery
+
+    return Gallery.open(gallery, None, create=False, read_only=not writable)
+
+
+@click.group("gallery")
+def gallery() -> None:
+    """List, show, rename, remove, export, import, re-embed gallery identities.
+
+    \b
+    Examples:
+      siamese-edge gallery list -g gallery.sqlite
+      siamese-edge gallery remove -g gallery.sqlite alice --template 12
+      siamese-edge gallery export -g gallery.sqlite backup.npz
+      siamese-edge gallery reembed -g old.sqlite --model new.onnx --from-images --out new.sqlite
+    """
+
+
+@gallery.command("list")
+@gallery_option
+@json_option
+def list_identities(gallery: str, as_json: bool) -> None:
+    """Identities and their template counts."""
+    with _open(gallery) as store:
+        counts = store.counts()
+    if as_json:
+        print_json({"gallery": gallery, "identities": counts})
+        return
+    for name, count in counts.items():
+        click.echo(f"{name}\t{count}")
+    click.echo(f"{len(counts)} identities, {sum(counts.values())} templates")
+
+
+@gallery.command("show")
+@gallery_option
+@json_option
+@click.argument("name")
+def show(gallery: str, as_json: bool, name: str) -> None:
+    """NAME's metadata and templates (id, source, time, quality)."""
+    import json
+    import time
+
+    with _open(gallery) as store:
+        record = store.identity(name)
+    if as_json:
+        print_json(record.to_dict())
+        return
+    click.echo(f"{record.name}: {len(record.templates)} template(s), metadata "
+               f"{json.dumps(record.metadata)}")
+    for t in record.templates:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.created))
+        quality = "" if t.quality is None else f"  quality {t.quality:.3f}"
+        click.echo(f"  #{t.id}  {when}  {t.source or '-'}{quality}")
+
+
+@gallery.command("rename")
+@gallery_option
+@json_option
+@click.argument("old")
+@click.argument("new")
+def rename(gallery: str, as_json: bool, old: str, new: str) -> None:
+    """Rename identity OLD to NEW."""
+    with _open(gallery, writable=True) as store:
+        store.rename(old, new)
+    if as_json:
+        print_json({"renamed": {"from": old, "to": new}})
+    else:
+        click.echo(f"renamed {old} -> {new}")
+
+
+@gallery.command("remove")
+@gallery_option
+@click.option("--template", "template", type=int,
+              help="Remove only this template id (see 'gallery show').")
+@json_option
+@click.argument("name")
+def remove(gallery: str, template: int | None, as_json: bool, name: str) -> None:
+    """Remove identity NAME, or one of its templates."""
+    with _open(gallery, writable=True) as store:
+        if template is None:
+            removed = store.remove(name)
+        else:
+            store.remove_template(template, name)
+            removed = 1
+    if as_json:
+        print_json({"identity": name, "templates_removed": removed,
+                    "identity_removed": template is None})
+    else:
+        click.echo(f"removed {name}: {removed} template(s)" if template is None
+                   else f"removed template #{template} of {name}")
+
+
+@gallery.command("export")
+@gallery_option
+@json_option
+@click.argument("file", type=click.Path(dir_okay=False))
+def export(gallery: str, as_json: bool, file: str) -> None:
+    """Write every identity and template to FILE (.npz, no pickle; see gallery_io)."""
+    from siamese_edge.runtime.gallery_io import export_gallery
+
+    with _open(gallery) as store:
+        counts = export_gallery(store, file)
+    if as_json:
+        print_json({"file": file, **counts})
+    else:
+        click.echo(f"exported {counts['identities']} identities, {counts['templates']} "
+                   f"templates to {file}")
+
+
+@gallery.command("import")
+@gallery_option
+@click.option("--on-duplicate", type=click.Choice(["refuse", "add"]), default="refuse",
+              show_default=True, help="An identity already in the gallery: skip it, or add "
+              "the imported templates to it.")
+@json_option
+@click.argument("file", type=click.Path(dir_okay=False))
+def import_(gallery: str, on_duplicate: str, as_json: bool, file: str) -> None:
+    """Add the identities of export FILE (creates the gallery if missing)."""
+    from siamese_edge.runtime.gallery_io import import_gallery
+
+    report = import_gallery(gallery, file, on_duplicate=on_duplicate)
+    if as_json:
+        print_json({"file": file, **report.to_dict()})
+    else:
+        for name, count in report.imported.items():
+            click.echo(f"imported {name}: {count} template(s)")
+        for name, error in report.failures:
+            warn(f"skipped {name}: {error}")
+    if report.failures:
+        raise SystemExit(EXIT_PARTIAL)
+
+
+@gallery.command("stats")
+@gallery_option
+@json_option
+def stats(gallery: str, as_json: bool) -> None:
+    """Counts, sizes, schema and the model the gallery is bound to."""
+    with _open(gallery) as store:
+        numbers = store.stats()
+    if as_json:
+        print_json(numbers)
+        return
+    per = numbers["templates_per_identity"]
+    click.echo(f"{numbers['path']}: schema {numbers['schema_version']}, model "
+               f"{numbers['model_name']} ({numbers['model_fingerprint'][:23]}…)\n"
+               f"{numbers['identities']} identities, {numbers['templates']} templates "
+               f"(per identity {per['min']}–{per['max']}, mean {per['mean']:.1f}), "
+               f"dim {numbers['embedding_dim']} {numbers['template_dtype']}\n"
+               f"file {numbers['file_bytes'] / 2**20:.1f} MiB, in memory "
+               f"{numbers['index_bytes'] / 2**20:.1f} MiB")
+
+
+@gallery.command("reembed")
+@gallery_option
+@click.option("--model", "-m", "model", required=True, type=click.Path(dir_okay=False),
+              help="The NEW model.")
+@click.option("--from-images", is_flag=True, required=True,
+              help="Re-embed each template's recorded source image (the only method).")
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False),
+              help="The new gallery, bound to --model.")
+@backend_options
+@batch_option
+@json_option
+def reembed(gallery: str, model: str, from_images: bool, out: str, backend: str,
+            engine: str | None, require_gpu: bool, rebuild_stale: bool, batch_size: int,
+            as_json: bool) -> None:
+    """Rebuild the gallery for a new model from the templates' source images.
+
+    Templates whose source image is unknown or no longer readable are listed and skipped
+    (exit status 3); enroll those identities again.
+    """
+    from siamese_edge.runtime.gallery_io import reembed_gallery
+
+    embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
+    with embedder, _open(gallery) as store:
+        report = reembed_gallery(embedder, store, out)
+    if as_json:
+        print_json({"gallery": out, **report.to_dict()})
+    else:
+        for name, count in report.reembedded.items():
+            click.echo(f"re-embedded {name}: {count} template(s)")
+        for name, template, error in report.missing:
+            warn(f"template #{template} of {name}: {error}")
+    if report.missing:
+        raise SystemExit(EXIT_PARTIAL)

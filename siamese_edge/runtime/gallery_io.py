@@ -1,0 +1,223 @@
+"""Moving a gallery's contents: export to / import from a file, re-embed with a new model.
+
+Export format (``.npz``, readable with ``numpy.load(path, allow_pickle=False)``; no pickle,
+nothing executable; every string array is fixed-width unicode)::
+
+    format              "siamese-edge-gallery"
+    format_version      1
+    meta                JSON object: model_fingerprint, model_name, embedding_dim,
+                        preprocessing, template_dtype, schema_version, exported (UNIX time)
+    identity_names      (I,)   unicode
+    identity_created    (I,)   float64
+    identity_metadata   (I,)   unicode, one JSON object each
+    template_identity   (T,)   int64, index into identity_names
+    template_ids        (T,)   int64, ids in the exporting gallery (informational)
+    template_embeddings (T, D) float32 or float16, L2-normalised
+    template_sources    (T,)   unicode ("" when none; see template_has_source)
+    template_has_source (T,)   bool
+    template_created    (T,)   float64
+    template_quality    (T,)   float64, NaN when none
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
+from siamese_edge.model_info import ModelInfo, Preprocessing
+from siamese_edge.runtime.gallery import DuplicateIdentityError, Gallery
+
+FORMAT = "siamese-edge-gallery"
+FORMAT_VERSION = 1
+
+
+def export_gallery(gallery: Gallery, out: str | os.PathLike[str]) -> dict[str, int]:
+    """Write every identity and template of ``gallery`` to ``out`` (.npz); returns counts."""
+    names = gallery.names()
+    rows = {name: gallery.identity(name) for name in names}
+    records = [t for name in names for t in rows[name].templates]
+    dim = gallery.embedding_dim
+    dtype = np.float16 if gallery.template_dtype == "float16" else np.float32
+    embeddings = gallery.embeddings([t.id for t in records]).astype(dtype) if records \
+        else np.empty((0, dim), dtype)
+    position = {name: i for i, name in enumerate(names)}
+    meta = {key: gallery.meta.get(key) for key in
+            ("model_fingerprint", "model_name", "embedding_dim", "template_dtype",
+             "schema_version")}
+    meta["preprocessing"] = json.loads(gallery.meta.get("preprocessing", "{}"))
+    meta["exported"] = time.time()
+    arrays = {
+        "format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
+        "meta": np.array(json.dumps(meta)),
+        "identity_names": np.array(names, dtype=str).reshape(-1),
+        "identity_created": np.array([rows[n].created for n in names], np.float64),
+        "identity_metadata": np.array([json.dumps(rows[n].metadata) for n in names],
+                                      dtype=str).reshape(-1),
+        "template_identity": np.array([position[t.identity] for t in records], np.int64),
+        "template_ids": np.array([t.id for t in records], np.int64),
+        "template_embeddings": embeddings,
+        "template_sources": np.array([t.source or "" for t in records], dtype=str).reshape(-1),
+        "template_has_source": np.array([t.source is not None for t in records], bool),
+        "template_created": np.array([t.created for t in records], np.float64),
+        "template_quality": np.array([np.nan if t.quality is None else t.quality
+                                      for t in records], np.float64),
+    }
+    out = Path(out)
+    temporary = out.with_name(out.name + ".partial")
+    with open(temporary, "wb") as handle:  # np.savez would append .npz to a bare name
+        np.savez(handle, **arrays)
+    os.replace(temporary, out)
+    return {"identities": len(names), "templates": len(records)}
+
+
+@dataclass
+class GalleryExport:
+    """An export file, read and checked."""
+
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    def model_info(self) -> ModelInfo:
+        """Enough of the exporting model's description to create a gallery bound to it."""
+        pre = self.meta.get("preprocessing") or {}
+        try:
+            return ModelInfo(Preprocessing(int(pre["height"]), int(pre["width"]),
+                                           int(pre["channels"]), tuple(pre["mean"]),
+                                           tuple(pre["std"])),
+                             embedding_dim=int(self.meta["embedding_dim"]), threshold=0.5,
+                             fingerprint=str(self.meta["model_fingerprint"]),
+                             name=str(self.meta.get("model_name") or "siamese-edge-model"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GalleryError(f"export lacks the model description ({exc})") from None
+
+
+_REQUIRED = ("format", "format_version", "meta", "identity_names", "identity_created",
+             "identity_metadata", "template_identity", "template_embeddings",
+             "template_sources", "template_has_source", "template_created",
+             "template_quality")
+
+
+def read_export(path: str | os.PathLike[str]) -> GalleryExport:
+    """Load and validate an export file (never unpickles anything)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise GalleryError(f"{path}: not a gallery export ({exc})") from None
+    missing = [key for key in _REQUIRED if key not in arrays]
+    if missing or str(arrays.get("format")) != FORMAT:
+        raise GalleryError(f"{path}: not a siamese-edge gallery export"
+                           + (f" (lacks {', '.join(missing)})" if missing else ""))
+    if int(arrays["format_version"]) > FORMAT_VERSION:
+        raise GalleryError(f"{path}: export format {int(arrays['format_version'])} is newer "
+                           f"than this siamese-edge reads ({FORMAT_VERSION})")
+    meta = json.loads(str(arrays["meta"]))
+    n, dim = len(arrays["template_identity"]), int(meta.get("embedding_dim", 0))
+    embeddings = arrays["template_embeddings"]
+    if embeddings.shape != (n, dim) or any(len(arrays[k]) != n for k in (
+            "template_sources", "template_has_source", "template_created", "template_quality")):
+        raise GalleryError(f"{path}: inconsistent export (array lengths disagree)")
+    if n and (arrays["template_identity"].min() < 0
+              or arrays["template_identity"].max() >= len(arrays["identity_names"])):
+        raise GalleryError(f"{path}: inconsistent export (template owner out of range)")
+    return GalleryExport(meta, arrays)
+
+
+@dataclass
+class ImportReport:
+    imported: dict[str, int] = field(default_factory=dict)  # identity -> templates added
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (identity, why)
+
+    def to_dict(self) -> dict:
+        return {"imported": self.imported,
+                "failures": [{"identity": i, "error": e} for i, e in self.failures]}
+
+
+def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
+                   on_duplicate: str = "refuse") -> ImportReport:
+    """Import an export file into the gallery ``target`` (created, bound to the export's
+    model, if missing). One transaction per identity; refused ones are reported.
+
+    Raises:
+        ModelMismatchError: ``target`` is bound to another model than the export.
+    """
+    export = read_export(path)
+    info = export.model_info()
+    with Gallery.open(target, info) as gallery:
+        a = export.arrays
+        report = ImportReport()
+        for i, name in enumerate(a["identity_names"].tolist()):
+            rows = np.flatnonzero(a["template_identity"] == i)
+            if not len(rows):
+                report.failures.append((name, "no templates in the export"))
+                continue
+            sources = [s if has else None for s, has in
+                       zip(a["template_sources"][rows].tolist(),
+                           a["template_has_source"][rows].tolist())]
+            qualities = [None if np.isnan(q) else q for q in a["template_quality"][rows]]
+            try:
+                metadata = json.loads(str(a["identity_metadata"][i]))
+                gallery.enroll(name, a["template_embeddings"][rows].astype(np.float32),
+                               sources, metadata if isinstance(metadata, dict) else None,
+                               qualities=qualities, created=a["template_created"][rows],
+                               on_duplicate=on_duplicate)
+            except (InvalidInputError, DuplicateIdentityError, ValueError) as exc:
+                report.failures.append((name, str(exc)))
+                continue
+            report.imported[name] = len(rows)
+    return report
+
+
+@dataclass
+class ReembedReport:
+    reembedded: dict[str, int] = field(default_factory=dict)  # identity -> templates
+    missing: list[tuple[str, int, str]] = field(default_factory=list)  # (identity, id, why)
+
+    def to_dict(self) -> dict:
+        return {"reembedded": self.reembedded,
+                "missing": [{"identity": n, "template": t, "error": e}
+                            for n, t, e in self.missing]}
+
+
+def reembed_gallery(embedder, source: Gallery, target: str | os.PathLike[str],
+                    on_duplicate: str = "refuse") -> ReembedReport:
+    """Re-embed the stored source image of every template with ``embedder``'s model into a
+    new gallery ``target``: the only way across a model change, since embeddings of two
+    models are not comparable. Templates whose source is unknown or unreadable are reported
+    in ``missing``; identity metadata and template qualities carry over.
+    """
+    from siamese_edge.runtime.imageio import read_image
+
+    if Path(target).resolve() == Path(source.path).resolve():
+        raise InvalidInputError("reembed writes a new gallery; give another --out path")
+    report = ReembedReport()
+    with Gallery.open(target, embedder.info) as out:
+        for name in source.names():
+            record = source.identity(name)
+            images, kept = [], []
+            for template in record.templates:
+                if template.source is None:
+                    report.missing.append((name, template.id, "no source image recorded"))
+                    continue
+                try:
+                    images.append(read_image(template.source))
+                    kept.append(template)
+                except ImageReadError as exc:
+                    report.missing.append((name, template.id, str(exc)))
+            if not images:
+                continue
+            out.enroll(name, embedder.embed(images), [t.source for t in kept],
+                       record.metadata, qualities=[t.quality for t in kept],
+                       on_duplicate=on_duplicate)
+            report.reembedded[name] = len(kept)
+    return report
