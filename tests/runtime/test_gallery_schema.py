@@ -1,0 +1,151 @@
+import sqlite3
+
+import numpy as np
+import pytest
+
+from siamese_edge.errors import InvalidInputError, UnknownIdentityError
+from siamese_edge.model_info import ModelInfo, Preprocessing
+from siamese_edge.runtime.gallery import SCHEMA_VERSION, DuplicateIdentityError, Gallery
+from siamese_edge.runtime.gallery_io import export_gallery, import_gallery, read_export
+
+INFO = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=4, threshold=0.5,
+                 fingerprint="sha256:" + "a" * 64, name="m1")
+
+
+def unit(rows):
+    rows = np.asarray(rows, np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE identities (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL, metadata TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE templates (id INTEGER PRIMARY KEY,
+    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL, source TEXT, created REAL NOT NULL, quality REAL);
+CREATE INDEX templates_by_identity ON templates(identity_id);
+"""
+
+
+def write_v1(path):
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("schema_version", "1"), ("model_fingerprint", INFO.fingerprint), ("model_name", "m1"),
+        ("embedding_dim", "4"), ("preprocessing", "{}"), ("created", "0")])
+    db.execute("INSERT INTO identities VALUES (1, 'bob', 1.0, '{\"team\": 7}')")
+    for i, row in enumerate(unit([[1, 0, 0, 0], [0, 1, 0, 0]])):
+        db.execute("INSERT INTO templates VALUES (?, 1, ?, 'b.png', 2.0, 0.5)",
+                   (i + 1, row.astype("<f4").tobytes()))
+    db.commit()
+    db.close()
+
+
+def test_v1_file_is_migrated_and_keeps_everything(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    write_v1(path)
+    with Gallery.open(path, INFO) as g:
+        assert g.schema_version == SCHEMA_VERSION
+        record = g.identity("bob")
+        assert record.metadata == {"team": 7}
+        assert [(t.id, t.source, t.quality) for t in record.templates] == \
+            [(1, "b.png", 0.5), (2, "b.png", 0.5)]
+        g.remove_template(2)
+        assert g.enroll("bob", unit([[0, 0, 1, 0]])) == [3]  # ids are never reused
+    db = sqlite3.connect(path)
+    assert "AUTOINCREMENT" in db.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'templates'").fetchone()[0]
+
+
+def test_read_only_open_reads_v1_without_writing(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    write_v1(path)
+    before = path.read_bytes()
+    with Gallery.open(path, INFO, read_only=True) as g:
+        assert g.counts() == {"bob": 2}
+    assert path.read_bytes() == before
+
+
+def test_float16_storage_quality_metadata(tmp_path):
+    with Gallery.open(tmp_path / "g.sqlite", INFO, template_dtype="float16") as g:
+        vectors = unit([[1, 2, 3, 4], [4, 3, 2, 1]])
+        ids = g.enroll("ann", vectors, ["a.png", None], {"badge": "A1"}, qualities=[0.9, None])
+        np.testing.assert_allclose(g.embeddings(ids), vectors, atol=1e-3)
+        assert g.identity("ann").metadata == {"badge": "A1"}
+        assert [t.quality for t in g.templates("ann")] == [0.9, None]
+        assert g.stats()["template_dtype"] == "float16"
+        g.set_metadata("ann", {"badge": "B2"})
+        assert g.identity("ann").metadata == {"badge": "B2"}
+        with pytest.raises(InvalidInputError):
+            g.set_metadata("ann", {"x": float("nan")})
+        with pytest.raises(InvalidInputError):
+            g.enroll("ann", vectors[:1], qualities=[float("inf")])
+    with pytest.raises(InvalidInputError):
+        Gallery.open(tmp_path / "h.sqlite", INFO, template_dtype="int8")
+
+
+def test_duplicate_policy_rename_and_template_removal(tmp_path):
+    with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
+        g.enroll("ann", unit([[1, 0, 0, 0]]))
+        with pytest.raises(DuplicateIdentityError):
+            g.enroll("ann", unit([[0, 1, 0, 0]]), on_duplicate="refuse")
+        assert g.counts() == {"ann": 1}
+        g.enroll("ann", unit([[0, 1, 0, 0]]), on_duplicate="add")
+        with pytest.raises(InvalidInputError):
+            g.enroll("ann", unit([[0, 1, 0, 0]]), on_duplicate="merge")
+        g.enroll("bob", unit([[0, 0, 1, 0]]))
+        with pytest.raises(DuplicateIdentityError):
+            g.rename("ann", "bob")
+        with pytest.raises(InvalidInputError):
+            g.rename("ann", "a/b")
+        g.rename("ann", "anna")
+        index = g.index()
+        assert sorted(g.label_names().values()) == ["anna", "bob"]
+        first = g.templates("anna")[0].id
+        with pytest.raises(UnknownIdentityError):
+            g.remove_template(first, "bob")
+        assert g.remove_template(first) == "anna"
+        assert first not in g.index() and len(index) == 2
+        with pytest.raises(UnknownIdentityError):
+            g.remove_template(first)
+
+
+def test_index_follows_other_connections(tmp_path):
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as reader, Gallery.open(path, INFO) as writer:
+        writer.enroll("ann", unit([[1, 0, 0, 0]]))
+        assert len(reader.index()) == 1
+        writer.enroll("bob", unit([[0, 1, 0, 0], [0, 1, 1, 0]]))
+        reader.enroll("cat", unit([[0, 0, 0, 1]]))
+        assert len(reader.index()) == 4
+        writer.remove("bob")
+        writer.rename("ann", "anne")
+        assert sorted(reader.index().ids.tolist()) == [1, 4]
+        assert sorted(reader.label_names().values()) == ["anne", "cat"]
+
+
+def test_export_import_round_trip(tmp_path):
+    with Gallery.open(tmp_path / "a.sqlite", INFO) as g:
+        g.enroll("ann", unit([[1, 0, 0, 0], [1, 1, 0, 0]]), ["a1.png", None], {"k": [1, 2]},
+                 qualities=[0.5, None])
+        g.enroll("bob", unit([[0, 0, 1, 0]]))
+        assert export_gallery(g, tmp_path / "out.npz") == {"identities": 2, "templates": 3}
+        original = {n: g.identity(n) for n in g.names()}
+        vectors = g.embeddings([t.id for n in g.names() for t in original[n].templates])
+    data = np.load(tmp_path / "out.npz", allow_pickle=False)
+    assert str(data["format"]) == "siamese-edge-gallery"
+    report = import_gallery(tmp_path / "b.sqlite", tmp_path / "out.npz")
+    assert report.imported == {"ann": 2, "bob": 1} and not report.failures
+    with Gallery.open(tmp_path / "b.sqlite", INFO, create=False) as g:
+        for name, record in original.items():
+            copy = g.identity(name)
+            assert copy.metadata == record.metadata
+            assert [(t.source, t.quality, t.created) for t in copy.templates] == \
+                [(t.source, t.quality, t.created) for t in record.templates]
+        np.testing.assert_array_equal(
+            g.embeddings([t.id for n in g.names() for t in g.templates(n)]), vectors)
+    again = import_gallery(tmp_path / "b.sqlite", tmp_path / "out.npz")
+    assert again.imported == {} and len(again.failures) == 2
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(Exception, match="not a gallery export"):
+        read_export(tmp_path / "bad.npz")
