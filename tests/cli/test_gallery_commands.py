@@ -1,0 +1,92 @@
+"""siamese-edge gallery ... through the CLI."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from siamese_edge.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture()
+def gallery(tmp_path, tiny_model):
+    from model_factory import write_random_people
+
+    people = write_random_people(tmp_path / "people", ("ann", "ben"), 2, (24, 20, 3))
+    path = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", path, "--from-dir", people).exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize("command", ["list", "show", "rename", "remove", "export", "import",
+                                     "stats", "reembed"])
+def test_every_subcommand_has_help(command):
+    result = run("gallery", command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_list_show_rename_remove_stats(gallery):
+    assert json.loads(run("gallery", "list", "-g", gallery, "--json").output)["identities"] \
+        == {"ann": 2, "ben": 2}
+    shown = json.loads(run("gallery", "show", "-g", gallery, "--json", "ann").output)
+    assert len(shown["templates"]) == 2 and shown["templates"][0]["source"].endswith(".png")
+    assert run("gallery", "rename", "-g", gallery, "ann", "anna").exit_code == 0
+    template = shown["templates"][0]["id"]
+    result = run("gallery", "remove", "-g", gallery, "anna", "--template", template)
+    assert result.exit_code == 0, result.output
+    assert run("gallery", "remove", "-g", gallery, "ben").exit_code == 0
+    stats = json.loads(run("gallery", "stats", "-g", gallery, "--json").output)
+    assert stats["identities"] == 1 and stats["templates"] == 1 and stats["schema_version"] == 2
+    assert "1 identities, 1 templates" in run("gallery", "list", "-g", gallery).output
+
+
+def test_export_import_reembed_and_duplicates(tmp_path, gallery, tiny_model, other_tiny_model):
+    out = tmp_path / "e.npz"
+    assert run("gallery", "export", "-g", gallery, out).exit_code == 0
+    result = run("gallery", "import", "-g", tmp_path / "copy.sqlite", "--json", out)
+    assert json.loads(result.output)["imported"] == {"ann": 2, "ben": 2}
+    assert run("gallery", "import", "-g", tmp_path / "copy.sqlite", out).exit_code == 3
+    people = tmp_path / "people"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--on-duplicate", "refuse", "ann",
+               people / "ann" / "0.png").exit_code == 1
+    (people / "ben" / "1.png").unlink()
+    result = run("gallery", "reembed", "-g", gallery, "-m", other_tiny_model, "--from-images",
+                 "--out", tmp_path / "new.sqlite", "--json")
+    assert result.exit_code == 3
+    doc = json.loads(result.output)
+    assert doc["reembedded"] == {"ann": 2, "ben": 1} and len(doc["missing"]) == 1
+    result = run("verify", "-m", other_tiny_model, "-g", tmp_path / "new.sqlite", "--json",
+                 "--aggregate", "mean-top-k", "--aggregate-k", "1", "--margin", "0", people / "ann" / "0.png")
+    assert json.loads(result.output)["results"][0]["answer"] == "ann"
+
+
+@pytest.mark.parametrize("case", ["truncated", "garbage", "plain-sqlite", "newer"])
+def test_broken_gallery_files_are_one_line_errors_and_untouched(tmp_path, gallery, case):
+    import sqlite3
+
+    path = tmp_path / "broken.sqlite"
+    if case == "truncated":
+        path.write_bytes(gallery.read_bytes()[:1500])
+    elif case == "garbage":
+        path.write_bytes(b"\x00garbage" * 100)
+    elif case == "plain-sqlite":
+        sqlite3.connect(path).execute("CREATE TABLE t (a)").connection.commit()
+    elif case == "newer":
+        path.write_bytes(gallery.read_bytes())
+        db = sqlite3.connect(path)
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+    else:
+        path.mkdir()
+    before = None if path.is_dir() else path.read_bytes()
+    for command in (("list",), ("stats",), ("remove", "ann"), ("rename", "ann", "x")):
+        result = run("gallery", command[0], "-g", path, *command[1:])
+        assert result.exit_code == 1, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "error:" in result.output
+    if before is not None:
+        assert path.read_bytes() == before
