@@ -8,7 +8,7 @@ import click
 
 from siamese_edge.cli.options import (
     backend_options, batch_option, gallery_option, json_option, model_option, open_embedder,
-    print_json, warn,
+    parse_metadata, print_json, warn,
 )
 
 #: exit status when some files of a --from-dir enrolment were skipped (the rest is stored)
@@ -29,13 +29,19 @@ EXIT_PARTIAL = 3
 @click.option("--on-duplicate", type=click.Choice(["add", "refuse"]), default="add",
               show_default=True, help="NAME already enrolled: add the new templates, or "
               "refuse (with --from-dir: skip that folder).")
+@click.option("--metadata", help="With NAME: a JSON object stored with a new identity "
+              "(e.g. '{\"employee\": 42}').")
+@click.option("--template-dtype", type=click.Choice(["float32", "float16"]), default="float32",
+              show_default=True, help="How a NEW gallery stores templates (float16: half the "
+              "size; an existing gallery keeps its own).")
 @backend_options
 @batch_option
 @json_option
 @click.argument("name", required=False)
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
-           camera_name: str | None, samples: int, roi: str, on_duplicate: str, backend: str, engine: str | None,
+           camera_name: str | None, samples: int, roi: str, on_duplicate: str,
+           metadata: str | None, template_dtype: str, backend: str, engine: str | None,
            require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
            name: str | None, images: tuple[str, ...]) -> None:
     """Enroll NAME from IMAGE... (or every identity folder of --from-dir) into the gallery.
@@ -65,13 +71,16 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
         raise click.UsageError("give either NAME IMAGE... or --from-dir DIR (or --camera)")
     if name and not images:
         raise click.UsageError(f"no images given for {name!r}")
+    if metadata is not None and not name:
+        raise click.UsageError("--metadata goes with NAME IMAGE...")
+    parsed = parse_metadata(metadata) if metadata is not None else None
     embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
     with embedder, \
-            Gallery.open(gallery, embedder.info) as store:
+            Gallery.open(gallery, embedder.info, template_dtype=template_dtype) as store:
         if from_dir:
             report = enroll_directory(embedder, store, from_dir, on_duplicate)
         else:
-            report = enroll_files(embedder, store, name, images, on_duplicate)
+            report = enroll_files(embedder, store, name, images, on_duplicate, parsed)
         counts = store.counts()
     if as_json:
         print_json({**report.to_dict(), "gallery": gallery, "backend":

@@ -84,6 +84,23 @@ def rename(gallery: str, as_json: bool, old: str, new: str) -> None:
         click.echo(f"renamed {old} -> {new}")
 
 
+@gallery.command("set-metadata")
+@gallery_option
+@json_option
+@click.argument("name")
+@click.argument("metadata")
+def set_metadata(gallery: str, as_json: bool, name: str, metadata: str) -> None:
+    """Replace NAME's free-form metadata with the JSON object METADATA."""
+    from siamese_edge.cli.options import parse_metadata
+
+    with _open(gallery, writable=True) as store:
+        store.set_metadata(name, parse_metadata(metadata))
+    if as_json:
+        print_json({"identity": name, "metadata": parse_metadata(metadata)})
+    else:
+        click.echo(f"{name}: metadata set")
+
+
 @gallery.command("remove")
 @gallery_option
 @click.option("--template", "template", type=int,

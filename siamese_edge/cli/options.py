@@ -51,5 +51,16 @@ def print_json(document: object) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=False))
 
 
+def parse_metadata(text: str) -> dict:
+    """A ``--metadata`` value: a JSON object, else a usage error."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="metadata") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object ({...})", param_hint="metadata")
+    return value
+
+
 def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)

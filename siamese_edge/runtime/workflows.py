@@ -45,15 +45,17 @@ def read_images(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:
 
 def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
                  paths: Sequence[str | os.PathLike[str]],
-                 on_duplicate: str = "add") -> EnrollReport:
+                 on_duplicate: str = "add",
+                 metadata: dict | None = None) -> EnrollReport:
     """Enroll ``paths`` as templates of ``name``: all of them in one transaction, or none.
 
     ``on_duplicate``: ``add`` to an existing identity, or ``refuse`` (DuplicateIdentityError).
+    ``metadata``: free-form JSON kept with a new identity.
     """
     name = validate_name(name)
     images = read_images(paths)
     gallery.enroll(name, embedder.embed(images), sources=[str(p) for p in paths],
-                   on_duplicate=on_duplicate)
+                   metadata=metadata, on_duplicate=on_duplicate)
     return EnrollReport(enrolled={name: len(images)})
 
 

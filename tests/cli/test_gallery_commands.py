@@ -23,7 +23,7 @@ def gallery(tmp_path, tiny_model):
 
 
 @pytest.mark.parametrize("command", ["list", "show", "rename", "remove", "export", "import",
-                                     "stats", "reembed"])
+                                     "stats", "reembed", "set-metadata"])
 def test_every_subcommand_has_help(command):
     result = run("gallery", command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output
@@ -90,3 +90,27 @@ def test_broken_gallery_files_are_one_line_errors_and_untouched(tmp_path, galler
         assert len(result.output.strip().splitlines()) == 1 and "error:" in result.output
     if before is not None:
         assert path.read_bytes() == before
+
+
+def test_enroll_metadata_float16_and_set_metadata(tmp_path, tiny_model):
+    from model_factory import write_random_people
+
+    people = write_random_people(tmp_path / "people", ("ann",), 2, (24, 20, 3))
+    path = tmp_path / "half.sqlite"
+    images = sorted((people / "ann").iterdir())
+    result = run("enroll", "-m", tiny_model, "-g", path, "--template-dtype", "float16",
+                 "--metadata", '{"badge": 7}', "ann", *images)
+    assert result.exit_code == 0, result.output
+    stats = json.loads(run("gallery", "stats", "-g", path, "--json").output)
+    assert stats["template_dtype"] == "float16"
+    shown = json.loads(run("gallery", "show", "-g", path, "--json", "ann").output)
+    assert shown["metadata"] == {"badge": 7}
+    assert run("gallery", "set-metadata", "-g", path, "ann", '{"badge": 8}').exit_code == 0
+    shown = json.loads(run("gallery", "show", "-g", path, "--json", "ann").output)
+    assert shown["metadata"] == {"badge": 8}
+    before = path.read_bytes()
+    for bad in ("[1, 2]", "{not json"):
+        result = run("gallery", "set-metadata", "-g", path, "ann", bad)
+        assert result.exit_code == 2 and "metadata" in result.output
+    assert run("gallery", "set-metadata", "-g", path, "nobody", "{}").exit_code == 1
+    assert path.read_bytes() == before
