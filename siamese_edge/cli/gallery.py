@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from siamese_edge.cli.options import (
-    backend_options, batch_option, gallery_option, json_option, open_embedder, print_json,
-    warn,
+    backend_options, batch_option, gallery_option, json_option, open_embedder, parse_metadata,
+    print_json, warn,
 )
 
 #: exit status when some identities or templates were skipped (the rest is done)
@@ -91,12 +91,11 @@ def rename(gallery: str, as_json: bool, old: str, new: str) -> None:
 @click.argument("metadata")
 def set_metadata(gallery: str, as_json: bool, name: str, metadata: str) -> None:
     """Replace NAME's free-form metadata with the JSON object METADATA."""
-    from siamese_edge.cli.options import parse_metadata
-
+    value = parse_metadata(metadata)
     with _open(gallery, writable=True) as store:
-        store.set_metadata(name, parse_metadata(metadata))
+        store.set_metadata(name, value)
     if as_json:
-        print_json({"identity": name, "metadata": parse_metadata(metadata)})
+        print_json({"identity": name, "metadata": value})
     else:
         click.echo(f"{name}: metadata set")
 
