@@ -64,8 +64,8 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
             raise click.UsageError("--camera needs --name NAME (and no NAME IMAGE... or "
                                    "--from-dir)")
         _enroll_camera(model, gallery, camera, camera_name, samples, roi, as_json,
-                       open_embedder(model, backend, batch_size, engine, require_gpu,
-                                     rebuild_stale))
+                       template_dtype, open_embedder(model, backend, batch_size, engine,
+                                                     require_gpu, rebuild_stale))
         return
     if bool(from_dir) == bool(name):
         raise click.UsageError("give either NAME IMAGE... or --from-dir DIR (or --camera)")
@@ -97,12 +97,12 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
 
 
 def _enroll_camera(model: str, gallery: str, camera: str, name: str, samples: int, roi: str,
-                   as_json: bool, embedder) -> None:
+                   as_json: bool, template_dtype: str, embedder) -> None:
     from siamese_edge.cli.camera import enroll_from_camera
     from siamese_edge.runtime.gallery import Gallery
 
     emit = (lambda event: click.echo(json.dumps(event))) if as_json else None
-    with Gallery.open(gallery, embedder.info) as store:
+    with Gallery.open(gallery, embedder.info, template_dtype=template_dtype) as store:
         added = enroll_from_camera(embedder, store, name, camera, samples, roi, emit=emit)
         total = store.counts().get(name, added)
     if as_json:

@@ -69,6 +69,14 @@ def test_enroll_camera_then_verify(tmp_path, gallery):
                                       str(clip), "--name", "more", "--samples", "9", "--roi",
                                       "whole"])
     assert result.exit_code == 1 and "nothing enrolled" in result.output
+    # a new gallery created by a camera enrolment honours --template-dtype
+    half = tmp_path / "half.sqlite"
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", str(half), "--camera",
+                                      str(clip), "--name", "kicks", "--samples", "3", "--roi",
+                                      "whole", "--template-dtype", "float16"])
+    assert result.exit_code == 0, result.output
+    stats = CliRunner().invoke(cli, ["gallery", "stats", "-g", str(half), "--json"])
+    assert json.loads(stats.output)["template_dtype"] == "float16"
 
 
 def test_camera_errors_are_one_line(tmp_path, gallery):
