@@ -44,7 +44,7 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--backbone", type=click.Choice(["small_cnn", "seed"]), default="small_cnn",
               show_default=True)
 @click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096))
-@click.option("--margin", type=float, help="Loss margin [triplet 0.2, contrastive 1.0].")
+@click.option("--margin", type=float, help="Loss margin [triplet 0.05, contrastive 1.0].")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
@@ -57,10 +57,10 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
               default="onecycle", show_default=True)
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random shift, rotation, scale, brightness and contrast.")
-@click.option("--instance-fraction", default=0.5, show_default=True,
+@click.option("--instance-fraction", default=0.0, show_default=True,
               type=click.FloatRange(0.0, 0.9),
               help="Share of each batch given to augmented views of single images, each its "
-                   "own pseudo-identity (helps identities never seen in training).")
+                   "own pseudo-identity (instance discrimination).")
 @click.option("--hflip", is_flag=True, help="Also flip images horizontally when augmenting.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--input-size", help="Resize images to HxW (default: the data's size).")

@@ -154,19 +154,23 @@ class Trainer:
             x = self.augmenter(x, self.generator)
         return (x - self.mean_t) / self.std_t
 
+    def _triplet_batch(self) -> tuple[np.ndarray, torch.Tensor]:
+        """Image indices and labels of one P×K batch, plus the instance pseudo-identities."""
+        indices = self.sampler.sample()
+        labels = self.train.labels[indices].astype(np.int64)
+        k = self.config.k_per_identity
+        n_instances = int(round(self.config.instance_fraction * self.config.batch_size / k))
+        if n_instances:
+            # pseudo-identities: K augmented views of one image, labels below every class
+            chosen = self.rng.choice(len(self.train), n_instances, replace=False)
+            indices = np.concatenate([indices, np.repeat(chosen, k)])
+            labels = np.concatenate([labels, -1 - np.repeat(np.arange(n_instances), k)])
+        return indices, torch.from_numpy(labels)
+
     def _step(self) -> tuple[float, float]:
         """One optimisation step; returns (loss, fraction of active pairs/triplets)."""
         if self.config.loss == "triplet":
-            indices = self.sampler.sample()
-            labels = self.train.labels[indices].astype(np.int64)
-            k = self.config.k_per_identity
-            n_instances = int(round(self.config.instance_fraction * self.config.batch_size / k))
-            if n_instances:
-                # pseudo-identities: K augmented views of one image, labels below every class
-                chosen = self.rng.choice(len(self.train), n_instances, replace=False)
-                indices = np.concatenate([indices, np.repeat(chosen, k)])
-                labels = np.concatenate([labels, -1 - np.repeat(np.arange(n_instances), k)])
-            labels = torch.from_numpy(labels)
+            indices, labels = self._triplet_batch()
             embeddings = self.model(self._inputs(indices, True))
             a, p, n = self.miner(embeddings, labels)
             per = self.loss_fn.per_triplet(embeddings[a], embeddings[p], embeddings[n])

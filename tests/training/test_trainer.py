@@ -51,6 +51,29 @@ def test_run_writes_everything_and_is_deterministic(fashion_mnist_dir, tmp_path)
     assert again.info["val_eer"] == result.info["val_eer"]
 
 
+def _first_triplet_batch(fashion_mnist_dir, out, **overrides):
+    trainer = Trainer(config(fashion_mnist_dir, out, **overrides))
+    trainer._load()
+    trainer._build()
+    indices, labels = trainer._triplet_batch()
+    return indices, labels.numpy(), trainer
+
+
+def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_path):
+    indices, labels, trainer = _first_triplet_batch(fashion_mnist_dir, tmp_path,
+                                                    instance_fraction=0.5)
+    real = labels >= 0
+    assert real.sum() == 4 * 4  # P×K: the four classes × K = 4
+    assert (labels[real] == trainer.train.labels[indices[real]]).all()
+    pseudo = np.unique(labels[~real])
+    assert len(pseudo) == round(0.5 * 32 / 4)
+    for identity in pseudo:  # K copies of one image each, augmented independently later
+        group = indices[labels == identity]
+        assert len(group) == 4 and len(set(group.tolist())) == 1
+    plain_indices, plain_labels, _ = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b")
+    assert (plain_labels >= 0).all() and len(plain_indices) == 16  # the default: off
+
+
 def test_contrastive_loss_decreases(fashion_mnist_dir, tmp_path):
     result = train(config(fashion_mnist_dir, tmp_path, loss="contrastive"))
     first, last = (record["loss"] for record in (result.log[0], result.log[-1]))
