@@ -40,11 +40,11 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--loss", type=click.Choice(["triplet", "contrastive"]), default="triplet",
               show_default=True)
 @click.option("--miner", type=click.Choice(["batch-hard", "semi-hard", "batch-all"]),
-              default="batch-hard", show_default=True, help="Triplet mining in the batch.")
+              default="semi-hard", show_default=True, help="Triplet mining in the batch.")
 @click.option("--backbone", type=click.Choice(["small_cnn", "seed"]), default="small_cnn",
               show_default=True)
 @click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096))
-@click.option("--margin", type=float, help="Loss margin [triplet 0.05, contrastive 1.0].")
+@click.option("--margin", type=float, help="Loss margin [triplet 0.2, contrastive 1.0].")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
@@ -128,6 +128,8 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbo
                        f"active {event['active_fraction']:.2f}  val EER {event['val_eer']:.4f}"
                        f"  val AUC {event['val_auc']:.4f}  {event['seconds']:.1f}s"
                        + ("  *" if event["best"] else ""), err=True)
+        elif event["event"] == "warning":
+            click.echo(f"warning: {event['message']}", err=True)
         elif event["event"] == "early_stop":
             click.echo(f"early stop at epoch {event['epoch']} (best {event['best_epoch']})",
                        err=True)

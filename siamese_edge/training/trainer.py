@@ -38,6 +38,10 @@ from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
 CHECKPOINT_FORMAT = 1
 MAX_VALIDATION_IMAGES = 2000
+# mean cosine of impostor (different-identity) validation pairs above which the embedding
+# counts as collapsed: every score crowds near 1, so thresholds lose their meaning and
+# reduced precision (FP16, INT8) flips decisions. A working embedding stays far below.
+COLLAPSED_IMPOSTOR_SIMILARITY = 0.95
 
 Progress = Callable[[dict], None]
 
@@ -78,6 +82,13 @@ def split_validation(data: LabelledImages, config: TrainConfig,
                 take = 1
             is_val[members[:take]] = True
     return np.nonzero(~is_val)[0], np.nonzero(is_val)[0], mode
+
+
+def collapse_message(scores: dict) -> str:
+    return (f"the embedding has collapsed: validation pairs of different identities score "
+            f"{scores['val_impostor_mean']:.4f} on average (same identity "
+            f"{scores['val_genuine_mean']:.4f}), so every score crowds near 1 and a threshold "
+            f"barely separates them; try --miner semi-hard or a lower --lr")
 
 
 class Trainer:
@@ -226,7 +237,9 @@ class Trainer:
         genuine, impostor = pair_scores(embeddings, data.labels[keep])
         eer, threshold = equal_error_rate(genuine, impostor)
         return {"val_eer": eer, "val_auc": roc_auc(genuine, impostor),
-                "threshold": threshold}
+                "threshold": threshold,
+                "val_genuine_mean": float(np.mean(genuine)) if len(genuine) else math.nan,
+                "val_impostor_mean": float(np.mean(impostor)) if len(impostor) else math.nan}
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, resume: bool = False) -> RunResult:
@@ -280,6 +293,8 @@ class Trainer:
             self.model.load_state_dict(best_state)
         final = self.validate()
         info = self._run_info(final, best, time.time() - started)
+        if info["collapsed"]:
+            self.progress({"event": "warning", "message": collapse_message(final)})
         self._save_checkpoint(info)
         (self.run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
         self._plot(log)
@@ -297,6 +312,9 @@ class Trainer:
             "threshold_source": f"EER on validation data of {Path(self.config.data).name}: "
                                 f"{source}",
             "val_eer": final["val_eer"], "val_auc": final["val_auc"],
+            "val_genuine_mean": final["val_genuine_mean"],
+            "val_impostor_mean": final["val_impostor_mean"],
+            "collapsed": bool(final["val_impostor_mean"] > COLLAPSED_IMPOSTOR_SIMILARITY),
             "val_split": self.val_mode, "best_epoch": best.get("epoch"),
             "class_names": [self.data.class_names[i] for i in np.unique(self.train.labels)],
             "num_train_images": int(len(self.train)),

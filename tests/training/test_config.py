@@ -17,7 +17,7 @@ def test_round_trip_through_json():
 
 
 def test_margin_defaults_follow_the_loss():
-    assert TrainConfig(data="d", out="o").loss_margin == 0.05
+    assert TrainConfig(data="d", out="o").loss_margin == 0.2
     assert TrainConfig(data="d", out="o", loss="contrastive").loss_margin == 1.0
     assert TrainConfig(data="d", out="o", loss="contrastive", margin=0.5).loss_margin == 0.5
 

@@ -11,7 +11,8 @@ from siamese_edge.errors import ModelError
 from siamese_edge.runtime.preprocess import normalize
 from siamese_edge.training.checkpoint import load_run
 from siamese_edge.training.config import TrainConfig
-from siamese_edge.training.trainer import Trainer, TrainingDivergedError, train
+from siamese_edge.training.trainer import (Trainer, TrainingDivergedError,
+                                            collapse_message, train)
 
 
 def config(fashion_mnist_dir, out, **overrides):
@@ -72,6 +73,23 @@ def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_
         assert len(group) == 4 and len(set(group.tolist())) == 1
     plain_indices, plain_labels, _ = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b")
     assert (plain_labels >= 0).all() and len(plain_indices) == 16  # the default: off
+
+
+def test_a_collapsed_embedding_is_flagged_and_a_working_one_is_not(fashion_mnist_dir,
+                                                                     tmp_path):
+    events = []
+    trainer = Trainer(config(fashion_mnist_dir, tmp_path, miner="semi-hard"), events.append)
+    result = trainer.run()
+    assert not result.info["collapsed"] and not [e for e in events if e["event"] == "warning"]
+    assert result.info["val_impostor_mean"] < result.info["val_genuine_mean"] < 1
+    with torch.no_grad():  # every image to (almost) the same direction
+        projection = trainer.model.backbone.projection
+        projection.weight.mul_(1e-4)
+        projection.bias.fill_(1.0)
+    scores = trainer.validate()
+    assert scores["val_impostor_mean"] > 0.99
+    assert trainer._run_info(scores, {"epoch": 1}, 0.0)["collapsed"]
+    assert "collapsed" in collapse_message(scores)
 
 
 def test_contrastive_loss_decreases(fashion_mnist_dir, tmp_path):
