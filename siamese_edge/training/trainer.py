@@ -88,7 +88,7 @@ def collapse_message(scores: dict) -> str:
     return (f"the embedding has collapsed: validation pairs of different identities score "
             f"{scores['val_impostor_mean']:.4f} on average (same identity "
             f"{scores['val_genuine_mean']:.4f}), so every score crowds near 1 and a threshold "
-            f"barely separates them; try --miner semi-hard or a lower --lr")
+            f"barely separates them; try --miner semi-hard or --loss contrastive")
 
 
 class Trainer:
