@@ -57,10 +57,11 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
               default="onecycle", show_default=True)
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random shift, rotation, scale, brightness and contrast.")
-@click.option("--instance-fraction", default=0.0, show_default=True,
+@click.option("--instance-fraction", default=0.5, show_default=True,
               type=click.FloatRange(0.0, 0.9),
               help="Share of each batch given to augmented views of single images, each its "
-                   "own pseudo-identity (instance discrimination).")
+                   "own pseudo-identity (instance discrimination; helps identities "
+                   "never seen in training).")
 @click.option("--hflip", is_flag=True, help="Also flip images horizontally when augmenting.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--input-size", help="Resize images to HxW (default: the data's size).")

@@ -36,9 +36,9 @@ class TrainConfig:
     schedule: str = "onecycle"
     augment: bool = True
     # share of each batch given to augmented views of single images, each its own
-    # pseudo-identity (instance discrimination); off by default: with batch-hard mining it
-    # measured worse on unseen classes than without (benchmarks/accuracy_unseen.py)
-    instance_fraction: float = 0.0
+    # pseudo-identity (instance discrimination). With semi-hard mining it raised AUC on unseen
+    # Fashion-MNIST classes from 0.761 to ~0.81 (two seeds; contrastive: 0.819 -> 0.814)
+    instance_fraction: float = 0.5
     hflip: bool = False
     seed: int = 0
     height: int | None = None

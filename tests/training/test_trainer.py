@@ -61,8 +61,7 @@ def _first_triplet_batch(fashion_mnist_dir, out, **overrides):
 
 
 def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_path):
-    indices, labels, trainer = _first_triplet_batch(fashion_mnist_dir, tmp_path,
-                                                    instance_fraction=0.5)
+    indices, labels, trainer = _first_triplet_batch(fashion_mnist_dir, tmp_path)  # default
     real = labels >= 0
     assert real.sum() == 4 * 4  # P×K: the four classes × K = 4
     assert (labels[real] == trainer.train.labels[indices[real]]).all()
@@ -71,8 +70,9 @@ def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_
     for identity in pseudo:  # K copies of one image each, augmented independently later
         group = indices[labels == identity]
         assert len(group) == 4 and len(set(group.tolist())) == 1
-    plain_indices, plain_labels, _ = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b")
-    assert (plain_labels >= 0).all() and len(plain_indices) == 16  # the default: off
+    plain_indices, plain_labels, _ = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b",
+                                                          instance_fraction=0)
+    assert (plain_labels >= 0).all() and len(plain_indices) == 16
 
 
 def test_a_collapsed_embedding_is_flagged_and_a_working_one_is_not(fashion_mnist_dir,
