@@ -43,7 +43,12 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
               default="semi-hard", show_default=True, help="Triplet mining in the batch.")
 @click.option("--backbone", type=click.Choice(["small_cnn", "seed"]), default="small_cnn",
               show_default=True)
-@click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096))
+@click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096),
+              help="Length of the projection the loss trains.")
+@click.option("--readout", type=click.Choice(["features", "projection"]),
+              help="What the exported model outputs: the 2x2-pooled feature maps (better on "
+                   "identities not trained on) or the trained projection (better on the "
+                   "trained ones). [default: features; projection for --backbone seed]")
 @click.option("--margin", type=float, help="Loss margin [triplet 0.2, contrastive 1.0].")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(1))
@@ -81,7 +86,7 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @json_option
 def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbone: str,
-          embedding_dim: int, margin: float | None, epochs: int, steps_per_epoch: int,
+          embedding_dim: int, readout: str | None, margin: float | None, epochs: int, steps_per_epoch: int,
           batch_size: int, k_per_identity: int, lr: float, weight_decay: float, schedule: str,
           augment: bool, instance_fraction: float, hflip: bool, seed: int, input_size: str | None, channels: str | None,
           classes: str | None, mean: str | None, std: str | None, val_fraction: float, val_split: str, patience: int,
@@ -108,7 +113,7 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbo
     height, width = _size(input_size)
     config = TrainConfig(
         data=data, out=out, labels=labels, loss=loss, miner=miner, backbone=backbone,
-        embedding_dim=embedding_dim, margin=margin, epochs=epochs,
+        embedding_dim=embedding_dim, readout=readout, margin=margin, epochs=epochs,
         steps_per_epoch=steps_per_epoch, batch_size=batch_size, k_per_identity=k_per_identity,
         lr=lr, weight_decay=weight_decay, schedule=schedule, augment=augment,
         instance_fraction=instance_fraction, hflip=hflip,

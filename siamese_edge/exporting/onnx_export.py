@@ -115,6 +115,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            dim = int(model(example).shape[1])  # the readout's length, not the projection's
             torch.onnx.export(
                 model, (example,), str(tmp), dynamo=True, external_data=False,
                 opset_version=max(opset, EXPORTER_OPSET), input_names=["images"],
@@ -126,7 +127,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
             proto = convert_opset(proto, opset)
         info = ModelInfo(
             preprocessing=pre,
-            embedding_dim=int(run.config.embedding_dim),
+            embedding_dim=dim,
             threshold=float(run.info["threshold"]),
             threshold_source=str(run.info.get("threshold_source", "")),
             fingerprint=graph_fingerprint(proto),
@@ -219,7 +220,8 @@ def _training_summary(run, version: str) -> dict:
     return {
         "data": os.path.basename(str(config.get("data", "")).rstrip("/")),
         "loss": config.get("loss"), "backbone": config.get("backbone"),
-        "margin": config.get("margin"), "epochs": config.get("epochs"),
+        "readout": config.get("readout"), "margin": config.get("margin"),
+        "epochs": config.get("epochs"),
         "steps_per_epoch": config.get("steps_per_epoch"), "batch_size": config.get("batch_size"),
         "seed": config.get("seed"), "classes": info.get("class_names"),
         "num_train_images": info.get("num_train_images"),

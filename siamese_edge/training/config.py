@@ -8,6 +8,7 @@ from typing import Any
 from siamese_edge.errors import InvalidInputError
 
 LOSSES = ("triplet", "contrastive")
+READOUTS = ("features", "projection")
 SCHEDULES = ("onecycle", "cosine", "constant")
 VAL_SPLITS = ("auto", "identity", "sample")
 
@@ -26,7 +27,11 @@ class TrainConfig:
     # templates and FP16 engines cannot tell apart
     miner: str = "semi-hard"
     backbone: str = "small_cnn"
-    embedding_dim: int = 64
+    embedding_dim: int = 64  # the projection the loss trains (and the projection readout)
+    # what export deploys (see embedding_net): "features" (the 2x2-pooled feature maps, 512-d
+    # with small_cnn) generalise better to identities never trained on, "projection" is
+    # better on the identities trained on. None: features where the backbone has them
+    readout: str | None = None
     margin: float | None = None  # None: 0.2 for triplet, 1.0 for contrastive
     epochs: int = 10
     steps_per_epoch: int = 100
@@ -84,6 +89,13 @@ class TrainConfig:
                 raise InvalidInputError("std values must be positive")
         if self.classes is not None:
             self.classes = [str(c) for c in self.classes]
+        if self.readout is None:
+            self.readout = "projection" if self.backbone == "seed" else "features"
+        if self.readout not in READOUTS:
+            raise InvalidInputError(f"unknown readout {self.readout!r} ({', '.join(READOUTS)})")
+        if self.readout == "features" and self.backbone == "seed":
+            raise InvalidInputError("the seed backbone has no feature readout; use "
+                                    "--readout projection")
 
     @property
     def loss_margin(self) -> float:
@@ -97,4 +109,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        # runs saved before the readout existed deployed their projection
+        values.setdefault("readout", "projection")
+        return cls(**values)

@@ -1,19 +1,52 @@
-"""The one shared-weight network: a backbone followed by L2 normalisation."""
+"""The one shared-weight network: a backbone followed by L2 normalisation.
+
+Two readouts of the same network (``readout``):
+
+- ``projection``: the backbone's output, the vector the training loss shapes;
+- ``features``: the backbone's last feature maps averaged over a 2×2 grid, before the
+  projection. The loss only ever sees the projection of the globally pooled maps, so these
+  keep what it squeezes out — the layout of an image and the details that tell apart
+  identities it never saw (the SimCLR/SupCon practice of dropping the projection head at
+  deployment, here with a spatial grid). On Fashion-MNIST (train on classes 0–5) they raise
+  verification AUC on the unseen classes 6–9 from ~0.81 to ~0.88 (triplet) and cost some on
+  the trained classes (AUC 0.958 → 0.922): see the README.
+
+Training always uses :meth:`EmbeddingNet.training_embedding`; validation, thresholds and
+export use ``forward``, the readout that is deployed.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from siamese_edge.errors import InvalidInputError
+from siamese_edge.training.config import READOUTS
+
 
 class EmbeddingNet(nn.Module):
     """``forward(x)`` → unit-length embeddings; this is what export writes to ONNX."""
 
-    def __init__(self, backbone: nn.Module, eps: float = 1e-12) -> None:
+    def __init__(self, backbone: nn.Module, readout: str = "projection",
+                 eps: float = 1e-12) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise InvalidInputError(f"unknown readout {readout!r} ({', '.join(READOUTS)})")
+        if readout == "features" and not hasattr(backbone, "readout_features"):
+            raise InvalidInputError(f"backbone {type(backbone).__name__} has no feature "
+                                    f"readout; use --readout projection")
         self.backbone = backbone
+        self.readout = readout
         self.eps = eps
 
+    def _unit(self, vectors: torch.Tensor) -> torch.Tensor:
+        return vectors / vectors.norm(dim=1, keepdim=True).clamp_min(self.eps)
+
+    def training_embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """The unit-length projection the training loss is computed on."""
+        return self._unit(self.backbone(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        embeddings = self.backbone(x)
-        return embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(self.eps)
+        if self.readout == "features":
+            return self._unit(self.backbone.readout_features(x))
+        return self.training_embedding(x)

@@ -128,7 +128,7 @@ class Trainer:
         torch.manual_seed(c.seed)
         height, width, channels = self.shape
         self.model = EmbeddingNet(build_backbone(c.backbone, channels, height, width,
-                                                 c.embedding_dim))
+                                                 c.embedding_dim), c.readout)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr,
                                            weight_decay=c.weight_decay)
         total = c.epochs * c.steps_per_epoch
@@ -182,7 +182,7 @@ class Trainer:
         """One optimisation step; returns (loss, fraction of active pairs/triplets)."""
         if self.config.loss == "triplet":
             indices, labels = self._triplet_batch()
-            embeddings = self.model(self._inputs(indices, True))
+            embeddings = self.model.training_embedding(self._inputs(indices, True))
             a, p, n = self.miner(embeddings, labels)
             per = self.loss_fn.per_triplet(embeddings[a], embeddings[p], embeddings[n])
             loss = self.loss_fn(embeddings[a], embeddings[p], embeddings[n])
@@ -197,7 +197,8 @@ class Trainer:
                 first, second = first.copy(), second.copy()
                 first[genuine] = second[genuine] = chosen
             # both branches in one batch: the same network, shared batch-norm statistics
-            embeddings = self.model(self._inputs(np.concatenate([first, second]), True))
+            embeddings = self.model.training_embedding(
+                self._inputs(np.concatenate([first, second]), True))
             e1, e2 = embeddings[:len(first)], embeddings[len(first):]
             same_t = torch.from_numpy(same)
             loss = self.loss_fn(e1, e2, same_t)

@@ -17,7 +17,9 @@ from siamese_edge.runtime.workflows import write_threshold
 def test_exported_model_describes_itself(exported_model, trained_run):
     info = read_model_info(exported_model)
     run = json.loads((trained_run / "run.json").read_text())
-    assert info.embedding_dim == 32 and info.metric == "cosine"
+    # the default readout exports the 2x2-pooled 128-channel maps, not the 32-d projection
+    assert info.embedding_dim == 512 and info.metric == "cosine"
+    assert info.training["readout"] == "features"
     assert (info.preprocessing.height, info.preprocessing.width,
             info.preprocessing.channels) == (28, 28, 1)
     assert list(info.preprocessing.mean) == pytest.approx(run["preprocessing"]["mean"])
@@ -35,7 +37,7 @@ def test_dynamic_batch_axis(exported_model):
     assert session.get_inputs()[0].shape[0] not in (1, 2)  # symbolic
     for batch in (1, 3, 37):
         out = session.run(None, {"images": np.random.rand(batch, 1, 28, 28).astype(np.float32)})
-        assert out[0].shape == (batch, 32)
+        assert out[0].shape == (batch, 512)
         np.testing.assert_allclose(np.linalg.norm(out[0], axis=1), 1, rtol=1e-5)
 
 

@@ -22,8 +22,17 @@ def test_margin_defaults_follow_the_loss():
     assert TrainConfig(data="d", out="o", loss="contrastive", margin=0.5).loss_margin == 0.5
 
 
+def test_readout_default_and_older_runs():
+    assert TrainConfig(data="d", out="o").readout == "features"
+    assert TrainConfig(data="d", out="o", backbone="seed").readout == "projection"
+    doc = TrainConfig(data="d", out="o").to_dict()
+    assert TrainConfig.from_dict(doc).readout == "features"
+    del doc["readout"]  # a run saved before the readout existed deployed its projection
+    assert TrainConfig.from_dict(doc).readout == "projection"
+
+
 @pytest.mark.parametrize("overrides", [
-    {"loss": "arcface"}, {"epochs": 0}, {"val_fraction": 0.95}, {"mean": [0.5]},
+    {"loss": "arcface"}, {"readout": "logits"}, {"backbone": "seed", "readout": "features"}, {"epochs": 0}, {"val_fraction": 0.95}, {"mean": [0.5]},
     {"mean": [0.5, 0.5], "std": [0.2, 0.2]}, {"mean": [0.5], "std": [0.0]},
 ])
 def test_invalid_values(overrides):

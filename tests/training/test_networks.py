@@ -17,18 +17,21 @@ def test_lrn_equals_torch(size):
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["small_cnn", "seed"])
+@pytest.mark.parametrize("name,readout,dim", [("small_cnn", "projection", 16),
+                                              ("small_cnn", "features", 512),
+                                              ("seed", "projection", 16)])
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
-def test_backbones_give_unit_embeddings_and_export_with_dynamic_batch(tmp_path, name, shape):
+def test_backbones_give_unit_embeddings_and_export_with_dynamic_batch(tmp_path, name, readout,
+                                                                      dim, shape):
     import onnx
     import onnxruntime as ort
 
     torch.manual_seed(0)
     c, h, w = shape
-    model = EmbeddingNet(build_backbone(name, c, h, w, 16)).eval()
+    model = EmbeddingNet(build_backbone(name, c, h, w, 16), readout).eval()
     x = torch.randn(5, c, h, w)
     out = model(x)
-    assert out.shape == (5, 16)
+    assert out.shape == (5, dim)
     torch.testing.assert_close(out.norm(dim=1), torch.ones(5))
     path = tmp_path / "m.onnx"
     torch.onnx.export(model, (x[:2],), str(path), dynamo=True, external_data=False,
@@ -40,6 +43,28 @@ def test_backbones_give_unit_embeddings_and_export_with_dynamic_batch(tmp_path, 
     for batch in (1, 5):
         got = session.run(None, {"images": x[:batch].numpy()})[0]
         np.testing.assert_allclose(got, out[:batch].detach().numpy(), atol=1e-4)
+
+
+def test_feature_readout_is_the_pooled_maps_not_the_trained_projection():
+    torch.manual_seed(0)
+    backbone = build_backbone("small_cnn", 1, 28, 28, 16)
+    model = EmbeddingNet(backbone, "features").eval()
+    x = torch.randn(3, 1, 28, 28)
+    maps = backbone.features(x)  # (3, 128, 7, 7): the 2x2 grid overlaps at odd sizes
+    top_left = maps[:, :, :4, :4].mean(dim=(2, 3))
+    expected = torch.nn.functional.normalize(backbone.readout_features(x), dim=1)
+    torch.testing.assert_close(model(x), expected)
+    torch.testing.assert_close(backbone.readout_features(x)[:, 0::4], top_left)
+    trained = model.training_embedding(x)
+    assert trained.shape == (3, 16)
+    torch.testing.assert_close(trained, EmbeddingNet(backbone, "projection").eval()(x))
+
+
+def test_readout_errors():
+    with pytest.raises(InvalidInputError, match="no feature readout"):
+        EmbeddingNet(build_backbone("seed", 1, 28, 28, 8), "features")
+    with pytest.raises(InvalidInputError, match="unknown readout"):
+        EmbeddingNet(build_backbone("small_cnn", 1, 28, 28, 8), "logits")
 
 
 def test_seed_net_has_the_article_shape():

@@ -78,7 +78,8 @@ def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_
 def test_a_collapsed_embedding_is_flagged_and_a_working_one_is_not(fashion_mnist_dir,
                                                                      tmp_path):
     events = []
-    trainer = Trainer(config(fashion_mnist_dir, tmp_path, miner="semi-hard"), events.append)
+    trainer = Trainer(config(fashion_mnist_dir, tmp_path, miner="semi-hard",
+                             readout="projection"), events.append)
     result = trainer.run()
     assert not result.info["collapsed"] and not [e for e in events if e["event"] == "warning"]
     assert result.info["val_impostor_mean"] < result.info["val_genuine_mean"] < 1
@@ -133,7 +134,9 @@ def test_load_run_round_trip_and_errors(fashion_mnist_dir, tmp_path):
     run = load_run(tmp_path / "r")
     assert not run.model.training and run.preprocessing.height == 28
     x = torch.zeros(2, 1, 28, 28)
-    assert run.model(x).shape == (2, 16)
+    assert run.model(x).shape == (2, 512)  # the default readout: 2x2-pooled feature maps
+    train(config(fashion_mnist_dir, tmp_path / "p", epochs=1, readout="projection"))
+    assert load_run(tmp_path / "p").model(x).shape == (2, 16)
     with pytest.raises(ModelError, match="not a training run"):
         load_run(tmp_path)
     (tmp_path / "r" / "checkpoint.pt").write_bytes(b"garbage")

@@ -3,11 +3,15 @@
 Three stages of two 3×3 conv–BN–ReLU blocks (widths ``width``, 2·width, 4·width), 2×2 max
 pooling between stages, global average pooling, then a linear projection. Global pooling
 makes it work at any input size; ~0.3 M parameters at width 32.
+
+``readout_features`` is the deployable alternative to the projection: the last feature maps
+averaged over a 2×2 grid (16·width values; 512 at width 32), see ``embedding_net``.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -34,3 +38,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection(torch.flatten(self.pool(self.features(x)), 1))
+
+    def readout_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(self.features(x), 2), 1)
