@@ -53,7 +53,7 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
-              help="Images per triplet batch (P×K) / pairs per contrastive batch.")
+              help="Images per batch: P×K for triplets, half as many pairs for contrastive.")
 @click.option("--k-per-identity", default=4, show_default=True, type=click.IntRange(2),
               help="K of the P×K triplet batches.")
 @click.option("--lr", default=3e-3, show_default=True, type=float)

@@ -188,7 +188,8 @@ class Trainer:
             loss = self.loss_fn(embeddings[a], embeddings[p], embeddings[n])
             active = float((per > 0).float().mean()) if len(per) else 0.0
         else:
-            first, second, same = self.sampler.sample(self.config.batch_size)
+            # batch_size counts images, as for triplets: half as many pairs
+            first, second, same = self.sampler.sample(max(1, self.config.batch_size // 2))
             n_instances = int(round(self.config.instance_fraction * int(same.sum())))
             if n_instances:
                 # some genuine pairs become two augmented views of one image

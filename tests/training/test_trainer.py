@@ -100,6 +100,18 @@ def test_contrastive_loss_decreases(fashion_mnist_dir, tmp_path):
     assert result.info["val_auc"] > 0.7
 
 
+def test_contrastive_batch_size_counts_images(fashion_mnist_dir, tmp_path):
+    trainer = Trainer(config(fashion_mnist_dir, tmp_path, loss="contrastive", batch_size=32))
+    trainer._load()
+    trainer._build()
+    sample, seen = trainer.sampler.sample, []
+    trainer.sampler.sample = lambda count: seen.append(count) or sample(count)
+    embed, sizes = trainer.model.training_embedding, []
+    trainer.model.training_embedding = lambda x: sizes.append(len(x)) or embed(x)
+    trainer._step()
+    assert seen == [16] and sizes == [32]  # 16 pairs, both images of each in one batch
+
+
 def test_resume_continues_exactly(fashion_mnist_dir, tmp_path):
     reference = train(config(fashion_mnist_dir, tmp_path / "full"))
 
