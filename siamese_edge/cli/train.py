@@ -86,11 +86,13 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @json_option
 def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbone: str,
-          embedding_dim: int, readout: str | None, margin: float | None, epochs: int, steps_per_epoch: int,
-          batch_size: int, k_per_identity: int, lr: float, weight_decay: float, schedule: str,
-          augment: bool, instance_fraction: float, hflip: bool, seed: int, input_size: str | None, channels: str | None,
-          classes: str | None, mean: str | None, std: str | None, val_fraction: float, val_split: str, patience: int,
-          label_means: str, threads: int | None, resume: bool, as_json: bool) -> None:
+          embedding_dim: int, readout: str | None, margin: float | None, epochs: int,
+          steps_per_epoch: int, batch_size: int, k_per_identity: int, lr: float,
+          weight_decay: float, schedule: str, augment: bool, instance_fraction: float,
+          hflip: bool, seed: int, input_size: str | None, channels: str | None,
+          classes: str | None, mean: str | None, std: str | None, val_fraction: float,
+          val_split: str, patience: int, label_means: str, threads: int | None, resume: bool,
+          as_json: bool) -> None:
     """Train an embedding network on DATA and write a run directory.
 
     \b
