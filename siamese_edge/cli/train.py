@@ -40,7 +40,8 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--loss", type=click.Choice(["triplet", "contrastive"]), default="triplet",
               show_default=True)
 @click.option("--miner", type=click.Choice(["batch-hard", "semi-hard", "batch-all"]),
-              default="semi-hard", show_default=True, help="Triplet mining in the batch.")
+              help="Triplet mining in the batch. [default: batch-hard; semi-hard with "
+                   "--readout projection, whose scores batch-hard collapses]")
 @click.option("--backbone", type=click.Choice(["small_cnn", "seed"]), default="small_cnn",
               show_default=True)
 @click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096),
@@ -49,7 +50,8 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
               help="What the exported model outputs: the 2x2-pooled feature maps (better on "
                    "identities not trained on) or the trained projection (better on the "
                    "trained ones). [default: features; projection for --backbone seed]")
-@click.option("--margin", type=float, help="Loss margin [triplet 0.2, contrastive 1.0].")
+@click.option("--margin", type=float,
+              help="Loss margin. [default: 0.02 batch-hard, 0.2 other miners, 1.0 contrastive]")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
@@ -62,11 +64,11 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
               default="onecycle", show_default=True)
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random shift, rotation, scale, brightness and contrast.")
-@click.option("--instance-fraction", default=0.5, show_default=True,
+@click.option("--instance-fraction", default=0.0, show_default=True,
               type=click.FloatRange(0.0, 0.9),
               help="Share of each batch given to augmented views of single images, each its "
-                   "own pseudo-identity (instance discrimination; helps identities "
-                   "never seen in training).")
+                   "own pseudo-identity (instance discrimination; helped semi-hard "
+                   "mining on identities never seen in training, hurts batch-hard).")
 @click.option("--hflip", is_flag=True, help="Also flip images horizontally when augmenting.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--input-size", help="Resize images to HxW (default: the data's size).")
@@ -85,7 +87,7 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @json_option
-def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbone: str,
+def train(data: str, out: str, labels: str | None, loss: str, miner: str | None, backbone: str,
           embedding_dim: int, readout: str | None, margin: float | None, epochs: int,
           steps_per_epoch: int, batch_size: int, k_per_identity: int, lr: float,
           weight_decay: float, schedule: str, augment: bool, instance_fraction: float,
@@ -134,6 +136,8 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str, backbo
             click.echo(("\r" if interactive else "") +
                        f"epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}  "
                        f"active {event['active_fraction']:.2f}  val EER {event['val_eer']:.4f}"
+                       + (f" (loss's embedding {event['val_eer_training']:.4f})"
+                          if "val_eer_training" in event else "") +
                        f"  val AUC {event['val_auc']:.4f}  {event['seconds']:.1f}s"
                        + ("  *" if event["best"] else ""), err=True)
         elif event["event"] == "warning":

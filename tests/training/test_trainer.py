@@ -1,6 +1,7 @@
 """Short real training runs on a Fashion-MNIST subset."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from siamese_edge.runtime.preprocess import normalize
 from siamese_edge.training.checkpoint import load_run
 from siamese_edge.training.config import TrainConfig
 from siamese_edge.training.trainer import (Trainer, TrainingDivergedError,
-                                            collapse_message, train)
+                                            collapse_message, is_collapsed, train)
 
 
 def config(fashion_mnist_dir, out, **overrides):
@@ -61,7 +62,8 @@ def _first_triplet_batch(fashion_mnist_dir, out, **overrides):
 
 
 def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_path):
-    indices, labels, trainer = _first_triplet_batch(fashion_mnist_dir, tmp_path)  # default
+    indices, labels, trainer = _first_triplet_batch(fashion_mnist_dir, tmp_path,
+                                                    instance_fraction=0.5)
     real = labels >= 0
     assert real.sum() == 4 * 4  # P×K: the four classes × K = 4
     assert (labels[real] == trainer.train.labels[indices[real]]).all()
@@ -70,8 +72,7 @@ def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_
     for identity in pseudo:  # K copies of one image each, augmented independently later
         group = indices[labels == identity]
         assert len(group) == 4 and len(set(group.tolist())) == 1
-    plain_indices, plain_labels, _ = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b",
-                                                          instance_fraction=0)
+    plain_indices, plain_labels, _ = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b")
     assert (plain_labels >= 0).all() and len(plain_indices) == 16
 
 
@@ -91,6 +92,32 @@ def test_a_collapsed_embedding_is_flagged_and_a_working_one_is_not(fashion_mnist
     assert scores["val_impostor_mean"] > 0.99
     assert trainer._run_info(scores, {"epoch": 1}, 0.0)["collapsed"]
     assert "collapsed" in collapse_message(scores)
+
+
+def test_collapse_is_a_vanishing_score_gap_not_high_scores():
+    # batch-hard's features readout: every score high, the identities still apart
+    assert not is_collapsed({"val_genuine_mean": 0.99, "val_impostor_mean": 0.955})
+    assert is_collapsed({"val_genuine_mean": 0.9999, "val_impostor_mean": 0.9991})
+    assert is_collapsed({"val_genuine_mean": 0.30, "val_impostor_mean": 0.31})
+    assert not is_collapsed({"val_genuine_mean": math.nan, "val_impostor_mean": 0.2})
+
+
+@pytest.mark.parametrize("readout, val_split, key", [
+    ("features", "sample", "val_eer_training"),
+    ("features", "identity", "val_eer"),
+    ("projection", "sample", "val_eer"),
+])
+def test_the_best_epoch_is_picked_on_the_fitting_validation_eer(fashion_mnist_dir, tmp_path,
+                                                                readout, val_split, key):
+    classes = ["0", "1", "2", "3", "7", "9"] if val_split == "identity" else ["0", "1", "7", "9"]
+    result = train(config(fashion_mnist_dir, tmp_path, readout=readout, val_split=val_split,
+                          val_fraction=0.34 if val_split == "identity" else 0.1,
+                          classes=classes, epochs=3, steps_per_epoch=6))
+    assert result.info["best_epoch_by"] == key
+    assert all(key in r for r in result.log)
+    assert ("val_eer_training" in result.log[0]) == (key == "val_eer_training")
+    values = [r[key] for r in result.log]
+    assert result.info["best_epoch"] == 1 + int(np.argmin(values))
 
 
 def test_contrastive_loss_decreases(fashion_mnist_dir, tmp_path):
@@ -189,3 +216,20 @@ def test_cli_train_bad_input_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(tmp_path / "x.idx"), "--out",
                                       str(tmp_path / "r")])
     assert result.exit_code == 1 and result.output.startswith("error: ")
+
+
+def test_cli_train_shows_both_validation_eers_and_the_best_epoch(fashion_mnist_dir, tmp_path):
+    from siamese_edge.cli import cli
+
+    args = ["train", str(fashion_mnist_dir / "t10k-images-idx3-ubyte.gz"), "--labels",
+            str(fashion_mnist_dir / "t10k-labels-idx1-ubyte.gz"), "--classes", "0,1,7,9",
+            "--epochs", "2", "--steps-per-epoch", "4", "--batch-size", "16",
+            "--embedding-dim", "8", "--threads", "2"]
+    result = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    epochs = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2 and all("(loss's embedding 0." in line for line in epochs)
+    assert "wrote " in result.output and "best epoch " in result.output
+    projection = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "p"),
+                                                 "--readout", "projection"])
+    assert projection.exit_code == 0 and "loss's embedding" not in projection.output
