@@ -16,10 +16,23 @@ def test_round_trip_through_json():
     assert TrainConfig.from_dict({**doc, "future_option": 1}) == config
 
 
-def test_margin_defaults_follow_the_loss():
-    assert TrainConfig(data="d", out="o").loss_margin == 0.2
+def test_miner_and_margin_defaults_follow_the_readout_and_loss():
+    default = TrainConfig(data="d", out="o")  # features readout: batch-hard, small margin
+    assert (default.miner, default.loss_margin) == ("batch-hard", 0.02)
+    deployed_projection = TrainConfig(data="d", out="o", readout="projection")
+    assert (deployed_projection.miner, deployed_projection.loss_margin) == ("semi-hard", 0.2)
+    assert TrainConfig(data="d", out="o", backbone="seed").miner == "semi-hard"
+    assert TrainConfig(data="d", out="o", miner="batch-all").loss_margin == 0.2
     assert TrainConfig(data="d", out="o", loss="contrastive").loss_margin == 1.0
     assert TrainConfig(data="d", out="o", loss="contrastive", margin=0.5).loss_margin == 0.5
+    assert default.to_dict()["margin"] == 0.02  # the run records the number it used
+
+
+def test_runs_saved_with_an_unresolved_margin_keep_the_old_defaults():
+    doc = TrainConfig(data="d", out="o", miner="batch-hard").to_dict()
+    doc["margin"] = None  # how runs before resolved margins saved a default margin
+    assert TrainConfig.from_dict(doc).loss_margin == 0.2
+    assert TrainConfig.from_dict({**doc, "loss": "contrastive"}).loss_margin == 1.0
 
 
 def test_readout_default_and_older_runs():
