@@ -96,9 +96,9 @@ def is_collapsed(scores: dict) -> bool:
 def collapse_message(scores: dict) -> str:
     return (f"the embedding has collapsed: validation pairs of different identities score "
             f"{scores['val_impostor_mean']:.4f} on average (same identity "
-            f"{scores['val_genuine_mean']:.4f}), so every score crowds near 1 and a threshold "
-            f"barely separates them; try --readout features, --miner semi-hard or "
-            f"--loss contrastive")
+            f"{scores['val_genuine_mean']:.4f}), so same and different identities score "
+            f"almost alike and no threshold separates them; try --readout features, "
+            f"--miner semi-hard or --loss contrastive")
 
 
 class Trainer:
