@@ -51,3 +51,11 @@ class EmbeddingNet(nn.Module):
         if self.readout == "features":
             return self._unit(self.backbone.readout_features(x))
         return self.training_embedding(x)
+
+    def deployed_and_training(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(x)`` and ``training_embedding(x)``, running the backbone once."""
+        if self.readout == "features":
+            projection, features = self.backbone.projection_and_features(x)
+            return self._unit(features), self._unit(projection)
+        embeddings = self.training_embedding(x)
+        return embeddings, embeddings

@@ -225,18 +225,20 @@ class Trainer:
         self.scheduler.step()
         return float(loss.detach()), active
 
-    def embed(self, images: np.ndarray, training: bool = False) -> np.ndarray:
+    def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings in eval mode through the runtime's own normalisation: the deployed
-        readout, or with ``training`` the embedding the loss is computed on."""
+        readout and the embedding the loss is computed on (the same array for the
+        projection readout)."""
         self.model.eval()
-        forward = self.model.training_embedding if training else self.model
-        out = []
+        deployed, trained = [], []
         with torch.no_grad():
             for start in range(0, len(images), 512):
                 x = normalize(images[start:start + 512], self.mean, self.std)
-                out.append(forward(torch.from_numpy(x)).numpy())
+                d, t = self.model.deployed_and_training(torch.from_numpy(x))
+                deployed.append(d.numpy())
+                trained.append(t.numpy())
         self.model.train()
-        return np.concatenate(out)
+        return np.concatenate(deployed), np.concatenate(trained)
 
     def validate(self) -> dict:
         data = self.val if self.val is not None else self.train
@@ -244,7 +246,7 @@ class Trainer:
         keep = np.arange(len(data))
         if len(keep) > MAX_VALIDATION_IMAGES:
             keep = np.sort(rng.choice(keep, MAX_VALIDATION_IMAGES, replace=False))
-        embeddings = self.embed(data.images[keep])
+        embeddings, trained = self.embed(data.images[keep])
         if not np.all(np.isfinite(embeddings)):
             raise TrainingDivergedError("the model's outputs became NaN/inf; lower --lr or "
                                         "check the data")
@@ -255,7 +257,6 @@ class Trainer:
                   "val_genuine_mean": float(np.mean(genuine)) if len(genuine) else math.nan,
                   "val_impostor_mean": float(np.mean(impostor)) if len(impostor) else math.nan}
         if self.selection_key == "val_eer_training":
-            trained = self.embed(data.images[keep], training=True)
             scores["val_eer_training"] = equal_error_rate(
                 *pair_scores(trained, data.labels[keep]))[0]
         return scores

@@ -58,6 +58,10 @@ def test_feature_readout_is_the_pooled_maps_not_the_trained_projection():
     trained = model.training_embedding(x)
     assert trained.shape == (3, 16)
     torch.testing.assert_close(trained, EmbeddingNet(backbone, "projection").eval()(x))
+    for net in (model, EmbeddingNet(backbone, "projection").eval()):  # one backbone pass
+        deployed, training = net.deployed_and_training(x)
+        torch.testing.assert_close(deployed, net(x))
+        torch.testing.assert_close(training, net.training_embedding(x))
 
 
 def test_readout_errors():

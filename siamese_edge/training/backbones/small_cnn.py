@@ -36,8 +36,20 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.projection = nn.Linear(w3, embedding_dim)
 
+    def _project(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.projection(torch.flatten(self.pool(maps), 1))
+
+    @staticmethod
+    def _grid(maps: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(maps, 2), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projection(torch.flatten(self.pool(self.features(x)), 1))
+        return self._project(self.features(x))
 
     def readout_features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(F.adaptive_avg_pool2d(self.features(x), 2), 1)
+        return self._grid(self.features(x))
+
+    def projection_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` and ``readout_features`` from one pass through the feature maps."""
+        maps = self.features(x)
+        return self._project(maps), self._grid(maps)
