@@ -16,9 +16,12 @@ from siamese_edge.runtime.gallery import Gallery
 INFO = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=8, threshold=0.5,
                  fingerprint="sha256:" + "c" * 64, name="rel")
 
-# Enrols identity i with 50 templates all equal to e_(i mod 8) + i/1000, forever.
+# Enrols identity i with 50 templates all equal to e_(i mod 8) + i/1000, forever, pausing
+# 10 ms between enrolments as a real enroller does while it embeds the next images. (Two
+# writers committing back to back get no fairness from SQLite's busy handler: on a loaded
+# 2-core machine one of them can be locked out for seconds.)
 ENROLLER = """
-import sys, numpy as np
+import sys, time, numpy as np
 from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime.gallery import Gallery
 info = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=8, threshold=0.5,
@@ -31,6 +34,7 @@ with Gallery.open(sys.argv[2], info) as g:
         v = np.full((50, 8), i / 1000.0, np.float32); v[:, i % 8] += 1
         g.enroll(f"{prefix}{i}", v, sources=[f"{prefix}{i}.png"] * 50)
         i += 1
+        time.sleep(0.01)
 """
 
 
