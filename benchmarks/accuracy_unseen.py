@@ -5,7 +5,12 @@ exports to ONNX, and evaluates on the test split's classes 6–9 through the run
 each loss; raw pixels as a reference. Target: AUC >= 0.93 and EER <= 0.14.
 
     python benchmarks/accuracy_unseen.py [--losses triplet,contrastive] [--seeds 0,1,2]
-                                         [--out DIR]
+                                         [--out DIR] [--train-classes 4,5,6,7,8,9
+                                                      --test-classes 0,1,2,3]
+
+``--train-classes``/``--test-classes`` move the split, to check that a recipe chosen on
+the issue's split (train 0–5, test 6–9, the only one the target applies to) is not tuned
+to it.
 
 The last line is one JSON object: per loss ``auc``, ``eer``, ``tar_at_far_1e-3``, ... (the
 mean over ``--seeds``), the spread (``auc_min``/``auc_max``, ``eer_min``/``eer_max``) and
@@ -26,6 +31,8 @@ import numpy as np
 
 ROOT = Path("/usr/share/datasets/fashion-mnist")
 TARGET = {"auc": 0.93, "eer": 0.14}
+TRAIN_CLASSES = ["0", "1", "2", "3", "4", "5"]
+TEST_CLASSES = ["6", "7", "8", "9"]
 
 
 def summarise(report) -> dict:
@@ -37,9 +44,9 @@ def summarise(report) -> dict:
             "n_way_one_shot": report.n_way_one_shot}
 
 
-def aggregate(per_seed: list[dict]) -> dict:
-    """Mean over seeds of every number, the AUC/EER spread, and whether the mean meets
-    the target."""
+def aggregate(per_seed: list[dict], issue_split: bool = True) -> dict:
+    """Mean over seeds of every number, the AUC/EER spread, and (on the issue's split)
+    whether the mean meets the target."""
     out: dict = {}
     for key in per_seed[0]:
         values = [run[key] for run in per_seed]
@@ -50,7 +57,8 @@ def aggregate(per_seed: list[dict]) -> dict:
     for key in ("auc", "eer"):
         out[f"{key}_min"] = min(run[key] for run in per_seed)
         out[f"{key}_max"] = max(run[key] for run in per_seed)
-    out["meets_target"] = out["auc"] >= TARGET["auc"] and out["eer"] <= TARGET["eer"]
+    if issue_split:
+        out["meets_target"] = out["auc"] >= TARGET["auc"] and out["eer"] <= TARGET["eer"]
     out["per_seed"] = per_seed
     return out
 
@@ -60,7 +68,14 @@ def main() -> None:
     parser.add_argument("--losses", default="triplet,contrastive")
     parser.add_argument("--out", help="keep runs and models here (default: a temp dir)")
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    parser.add_argument("--train-classes", default=",".join(TRAIN_CLASSES))
+    parser.add_argument("--test-classes", default=",".join(TEST_CLASSES))
     args = parser.parse_args()
+    train_classes = args.train_classes.split(",")
+    test_classes = args.test_classes.split(",")
+    if set(train_classes) & set(test_classes):
+        parser.error("--train-classes and --test-classes must not share a class")
+    issue_split = train_classes == TRAIN_CLASSES and test_classes == TEST_CLASSES
 
     from siamese_edge.data.loading import load_dataset
     from siamese_edge.evaluation import evaluate_embeddings
@@ -70,7 +85,7 @@ def main() -> None:
     from siamese_edge.training.trainer import train
 
     test = load_dataset(ROOT / "t10k-images-idx3-ubyte.gz",
-                        ROOT / "t10k-labels-idx1-ubyte.gz", classes=["6", "7", "8", "9"])
+                        ROOT / "t10k-labels-idx1-ubyte.gz", classes=test_classes)
     results: dict = {}
     raw = test.images.reshape(len(test), -1).astype(np.float32)
     raw -= raw.mean(axis=1, keepdims=True)
@@ -88,7 +103,7 @@ def main() -> None:
             config = TrainConfig(data=str(ROOT / "train-images-idx3-ubyte.gz"),
                                  labels=str(ROOT / "train-labels-idx1-ubyte.gz"),
                                  out=str(work / f"run-{name}"), loss=loss,
-                                 classes=["0", "1", "2", "3", "4", "5"], seed=seed)
+                                 classes=train_classes, seed=seed)
 
             def progress(event: dict, name: str = name) -> None:
                 if event["event"] == "epoch":
@@ -107,9 +122,11 @@ def main() -> None:
                              "train_seconds": round(trained, 1),
                              "total_seconds": round(time.time() - started, 1)})
             print(f"{name}: {per_seed[-1]}", file=sys.stderr)
-        results[loss] = aggregate(per_seed)
+        results[loss] = aggregate(per_seed, issue_split)
         print(f"{loss}: {results[loss]}", file=sys.stderr)
-    results["target"] = TARGET
+    results["split"] = {"train": train_classes, "test": test_classes}
+    if issue_split:
+        results["target"] = TARGET
     print(json.dumps(results))
 
 
