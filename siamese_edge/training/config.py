@@ -117,7 +117,8 @@ class TrainConfig:
 
     @property
     def loss_margin(self) -> float:
-        return float(self.margin or 0.0)  # resolved in __post_init__
+        assert self.margin is not None  # resolved in __post_init__
+        return self.margin
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
