@@ -220,7 +220,8 @@ def _training_summary(run, version: str) -> dict:
     return {
         "data": os.path.basename(str(config.get("data", "")).rstrip("/")),
         "loss": config.get("loss"), "backbone": config.get("backbone"),
-        "readout": config.get("readout"), "margin": config.get("margin"),
+        "readout": config.get("readout"), "hog_weight": config.get("hog_weight"),
+        "margin": config.get("margin"),
         "epochs": config.get("epochs"),
         "steps_per_epoch": config.get("steps_per_epoch"), "batch_size": config.get("batch_size"),
         "seed": config.get("seed"), "classes": info.get("class_names"),

@@ -46,7 +46,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
                                       tuple(pre["std"]))
         model = EmbeddingNet(build_backbone(config.backbone, preprocessing.channels,
                                             preprocessing.height, preprocessing.width,
-                                            config.embedding_dim), config.readout)
+                                            config.embedding_dim), config.readout,
+                             hog_weight=config.deployed_hog_weight,
+                             channels=preprocessing.channels)
         model.load_state_dict(state["state_dict"])
     except ModelError:
         raise

@@ -17,6 +17,7 @@ VAL_SPLITS = ("auto", "identity", "sample")
 BATCH_HARD_MARGIN = 0.02
 TRIPLET_MARGIN = 0.2  # semi-hard and batch-all, as in FaceNet
 CONTRASTIVE_MARGIN = 1.0
+HOG_WEIGHT = 0.3  # with the features readout; see TrainConfig.hog_weight
 
 
 @dataclass
@@ -42,6 +43,12 @@ class TrainConfig:
     # with small_cnn) generalise better to identities never trained on, "projection" is
     # better on the identities trained on. None: features where the backbone has them
     readout: str | None = None
+    # weight of the fixed oriented-gradient histogram appended to the deployed embedding
+    # (oriented_gradients). None: 0.3 with the features readout, 0 with the projection.
+    # Unseen-class AUC, default models, seeds 0/1 (README): Fashion-MNIST train 0-5 / test 6-9
+    # 0.930 -> 0.933, train 4-9 / test 0-3 0.835 -> 0.862, digits 0.833 -> 0.846. 0.3 is the
+    # tested weight that gains on all three; 0.5 and more lose on the first
+    hog_weight: float | None = None
     # None: triplet 0.02 with batch-hard, 0.2 otherwise; contrastive 1.0. Resolved on
     # construction, so config.json records the number
     margin: float | None = None
@@ -108,6 +115,11 @@ class TrainConfig:
         if self.readout == "features" and self.backbone == "seed":
             raise InvalidInputError("the seed backbone has no feature readout; use "
                                     "--readout projection")
+        if self.hog_weight is None:
+            self.hog_weight = HOG_WEIGHT if self.readout == "features" else 0.0
+        self.hog_weight = float(self.hog_weight)
+        if not 0.0 <= self.hog_weight <= 10.0:
+            raise InvalidInputError("hog_weight must be in [0, 10]")
         if self.miner is None:
             self.miner = "batch-hard" if self.readout == "features" else "semi-hard"
         if self.margin is None:
@@ -120,6 +132,11 @@ class TrainConfig:
         assert self.margin is not None  # resolved in __post_init__
         return self.margin
 
+    @property
+    def deployed_hog_weight(self) -> float:
+        assert self.hog_weight is not None  # resolved in __post_init__
+        return self.hog_weight
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -129,6 +146,8 @@ class TrainConfig:
         values = {k: v for k, v in data.items() if k in known}
         # runs saved before the readout existed deployed their projection
         values.setdefault("readout", "projection")
+        # runs saved before the gradient histogram existed deployed without it
+        values.setdefault("hog_weight", 0.0)
         # runs saved before margins were resolved on construction used these
         if values.get("margin") is None:
             values["margin"] = (CONTRASTIVE_MARGIN if values.get("loss") == "contrastive"

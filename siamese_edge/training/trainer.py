@@ -138,7 +138,8 @@ class Trainer:
         torch.manual_seed(c.seed)
         height, width, channels = self.shape
         self.model = EmbeddingNet(build_backbone(c.backbone, channels, height, width,
-                                                 c.embedding_dim), c.readout)
+                                                 c.embedding_dim), c.readout,
+                                   hog_weight=c.deployed_hog_weight, channels=channels)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr,
                                            weight_decay=c.weight_decay)
         total = c.epochs * c.steps_per_epoch

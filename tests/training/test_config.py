@@ -44,9 +44,20 @@ def test_readout_default_and_older_runs():
     assert TrainConfig.from_dict(doc).readout == "projection"
 
 
+def test_hog_weight_default_follows_the_readout_and_older_runs_keep_none():
+    assert TrainConfig(data="d", out="o").deployed_hog_weight == 0.3
+    assert TrainConfig(data="d", out="o", readout="projection").deployed_hog_weight == 0.0
+    assert TrainConfig(data="d", out="o", hog_weight=0).deployed_hog_weight == 0.0
+    doc = TrainConfig(data="d", out="o").to_dict()
+    assert doc["hog_weight"] == 0.3 and TrainConfig.from_dict(doc).deployed_hog_weight == 0.3
+    del doc["hog_weight"]  # a run saved before the descriptor existed deployed without it
+    assert TrainConfig.from_dict(doc).deployed_hog_weight == 0.0
+
+
 @pytest.mark.parametrize("overrides", [
     {"loss": "arcface"}, {"readout": "logits"}, {"backbone": "seed", "readout": "features"}, {"epochs": 0}, {"val_fraction": 0.95}, {"mean": [0.5]},
     {"mean": [0.5, 0.5], "std": [0.2, 0.2]}, {"mean": [0.5], "std": [0.0]},
+    {"hog_weight": -0.1}, {"hog_weight": 11},
 ])
 def test_invalid_values(overrides):
     with pytest.raises(InvalidInputError):

@@ -173,7 +173,8 @@ def test_load_run_round_trip_and_errors(fashion_mnist_dir, tmp_path):
     run = load_run(tmp_path / "r")
     assert not run.model.training and run.preprocessing.height == 28
     x = torch.zeros(2, 1, 28, 28)
-    assert run.model(x).shape == (2, 512)  # the default readout: 2x2-pooled feature maps
+    # the default readout: 2x2-pooled feature maps and the gradient histogram (8 x 4 x 4)
+    assert run.model(x).shape == (2, 512 + 128) and run.model.hog_weight == 0.3
     train(config(fashion_mnist_dir, tmp_path / "p", epochs=1, readout="projection"))
     assert load_run(tmp_path / "p").model(x).shape == (2, 16)
     with pytest.raises(ModelError, match="not a training run"):
