@@ -17,9 +17,10 @@ from siamese_edge.runtime.workflows import write_threshold
 def test_exported_model_describes_itself(exported_model, trained_run):
     info = read_model_info(exported_model)
     run = json.loads((trained_run / "run.json").read_text())
-    # the default readout exports the 2x2-pooled 128-channel maps, not the 32-d projection
-    assert info.embedding_dim == 512 and info.metric == "cosine"
-    assert info.training["readout"] == "features"
+    # the default readout exports the 2x2-pooled 128-channel maps, not the 32-d projection,
+    # and the 8 x 4 x 4 gradient histogram beside them
+    assert info.embedding_dim == 512 + 128 and info.metric == "cosine"
+    assert info.training["readout"] == "features" and info.training["hog_weight"] == 0.3
     assert (info.preprocessing.height, info.preprocessing.width,
             info.preprocessing.channels) == (28, 28, 1)
     assert list(info.preprocessing.mean) == pytest.approx(run["preprocessing"]["mean"])
@@ -37,7 +38,7 @@ def test_dynamic_batch_axis(exported_model):
     assert session.get_inputs()[0].shape[0] not in (1, 2)  # symbolic
     for batch in (1, 3, 37):
         out = session.run(None, {"images": np.random.rand(batch, 1, 28, 28).astype(np.float32)})
-        assert out[0].shape == (batch, 512)
+        assert out[0].shape == (batch, 512 + 128)  # features readout + gradient histogram
         np.testing.assert_allclose(np.linalg.norm(out[0], axis=1), 1, rtol=1e-5)
 
 

@@ -84,3 +84,15 @@ def test_project_backbones_are_supported(tmp_path, backbone):
     net = build_backbone(backbone, 1, 28, 28, 16)
     report = require_op_support(_export(net, tmp_path / f"{backbone}.onnx"))
     assert report.ok, report.to_dict()
+
+
+def test_the_default_deployed_model_with_its_gradient_histogram_is_supported(tmp_path):
+    pytest.importorskip("torch")
+    from siamese_edge.training.backbones import build_backbone
+    from siamese_edge.training.embedding_net import EmbeddingNet
+
+    net = EmbeddingNet(build_backbone("small_cnn", 3, 28, 28, 16), "features", hog_weight=0.3,
+                       channels=3)
+    report = require_op_support(_export(net, tmp_path / "deployed.onnx", channels=3))
+    assert report.ok, report.to_dict()
+    assert {"Conv", "Concat", "Sqrt"} <= set(report.op_counts)
