@@ -30,8 +30,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
     """
     import torch
 
-    from siamese_edge.training.backbones import build_backbone
-    from siamese_edge.training.embedding_net import EmbeddingNet
+    from siamese_edge.training.embedding_net import build_embedding_net
 
     path = Path(run_dir) / "checkpoint.pt"
     if not path.is_file():
@@ -44,11 +43,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
         preprocessing = Preprocessing(int(pre["height"]), int(pre["width"]),
                                       int(pre["channels"]), tuple(pre["mean"]),
                                       tuple(pre["std"]))
-        model = EmbeddingNet(build_backbone(config.backbone, preprocessing.channels,
-                                            preprocessing.height, preprocessing.width,
-                                            config.embedding_dim), config.readout,
-                             hog_weight=config.deployed_hog_weight,
-                             channels=preprocessing.channels)
+        model = build_embedding_net(config, preprocessing.channels, preprocessing.height,
+                                    preprocessing.width)
         model.load_state_dict(state["state_dict"])
     except ModelError:
         raise

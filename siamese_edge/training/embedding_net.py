@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from siamese_edge.errors import InvalidInputError
-from siamese_edge.training.config import READOUTS
+from siamese_edge.training.backbones import build_backbone
+from siamese_edge.training.config import READOUTS, TrainConfig
 from siamese_edge.training.oriented_gradients import OrientedGradientHistogram
 
 
@@ -74,3 +75,11 @@ class EmbeddingNet(nn.Module):
             return self._deployed(self._unit(features), x), self._unit(projection)
         embeddings = self.training_embedding(x)
         return self._deployed(embeddings, x), embeddings
+
+
+def build_embedding_net(config: TrainConfig, channels: int, height: int,
+                        width: int) -> EmbeddingNet:
+    """The network a training run trains and a checkpoint restores, for inputs of this shape."""
+    return EmbeddingNet(build_backbone(config.backbone, channels, height, width,
+                                       config.embedding_dim), config.readout,
+                        hog_weight=config.deployed_hog_weight, channels=channels)

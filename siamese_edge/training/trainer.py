@@ -30,9 +30,8 @@ from siamese_edge.errors import DatasetError, InvalidInputError, SiameseEdgeErro
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc
 from siamese_edge.runtime.preprocess import normalize
 from siamese_edge.training.augment import Augmenter
-from siamese_edge.training.backbones import build_backbone
 from siamese_edge.training.config import TrainConfig
-from siamese_edge.training.embedding_net import EmbeddingNet
+from siamese_edge.training.embedding_net import build_embedding_net
 from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
 from siamese_edge.training.miners import MINERS
 from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
@@ -137,9 +136,7 @@ class Trainer:
         c = self.config
         torch.manual_seed(c.seed)
         height, width, channels = self.shape
-        self.model = EmbeddingNet(build_backbone(c.backbone, channels, height, width,
-                                                 c.embedding_dim), c.readout,
-                                   hog_weight=c.deployed_hog_weight, channels=channels)
+        self.model = build_embedding_net(c, channels, height, width)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr,
                                            weight_decay=c.weight_decay)
         total = c.epochs * c.steps_per_epoch
