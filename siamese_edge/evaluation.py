@@ -6,10 +6,12 @@ L2-normalised embeddings; a pair is accepted when ``score >= threshold``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from siamese_edge.error_breakdown import ErrorBreakdown, error_breakdown
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc, threshold_at_far
 
 DEFAULT_FARS = (1e-2, 1e-3, 1e-4)
@@ -37,6 +39,9 @@ class EvaluationReport:
     rank1: float | None
     n_way: int
     n_way_one_shot: float | None
+    #: the worst identities and identity pairs at the target-FAR threshold (the EER
+    #: threshold when the target FAR is not measurable)
+    errors: ErrorBreakdown | None = None
     extras: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -50,12 +55,14 @@ def far_key(far: float) -> str:
 def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
                         fars: tuple[float, ...] = DEFAULT_FARS, target_far: float = 1e-3,
                         n_way: int = 5, trials: int = 2000, seed: int = 0,
+                        names: Sequence[str] | None = None,
                         ) -> tuple[EvaluationReport, np.ndarray, np.ndarray]:
     """Evaluate embeddings of labelled images.
 
     Pairs: every unordered pair of (at most 5,000, stratified) images. Rank-1: one random
     template per identity enrolled, every other image a probe, averaged over 5 draws.
     N-way 1-shot: ``trials`` episodes of N identities with one support image each.
+    ``names``: a name per label value, for the error breakdown.
 
     Returns:
         the report, and the genuine and impostor scores (for plots).
@@ -91,7 +98,10 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
         eer_threshold=eer_t, tar_at_far=tars, far_notes=notes, target_far=target_far,
         threshold_at_target=t_target, tar_at_target=tar_target,
         rank1=rank1_accuracy(embeddings, labels, rng), n_way=n,
-        n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng))
+        n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng),
+        errors=error_breakdown(embeddings[subset], labels[subset],
+                               eer_t if t_target is None else t_target, names,
+                               basis="EER" if t_target is None else f"FAR {target_far:g}"))
     return report, genuine, impostor
 
 

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from siamese_edge.cli.options import (
     backend_options, batch_option, json_option, model_option, open_embedder, print_json,
 )
+
+if TYPE_CHECKING:
+    from siamese_edge.error_breakdown import ErrorBreakdown
+
+
+def error_lines(errors: ErrorBreakdown) -> list[str]:
+    """Text lines of the error breakdown; none when the threshold makes no errors."""
+    lines = []
+    if errors.false_rejects:
+        lines.append("most falsely rejected: " + ", ".join(
+            f"{e.identity} {e.frr:.3g} ({e.false_rejects}/{e.genuine_pairs})"
+            for e in errors.false_rejects))
+    if errors.false_accepts:
+        lines.append("most confused pairs:   " + ", ".join(
+            f"{p.first}~{p.second} {p.far:.3g} ({p.false_accepts}/{p.impostor_pairs})"
+            for p in errors.false_accepts))
+    if lines:
+        lines.insert(0, f"errors at threshold {errors.threshold:.4f} ({errors.basis}):")
+    return lines
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -90,5 +111,8 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         click.echo(f"threshold at FAR {target_far:g}: {report.threshold_at_target:.4f} "
                    f"(TAR {report.tar_at_target:.4f})"
                    + ("  -> written to model" if write_threshold else ""))
+    if report.errors is not None:
+        for line in error_lines(report.errors):
+            click.echo(line)
     for path in doc.get("plots", []):
         click.echo(f"plot: {path}")

@@ -175,7 +175,8 @@ def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
             progress(min(start + step, len(embeddings)), len(embeddings))
     try:
         report, genuine, impostor = evaluate_embeddings(
-            embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed)
+            embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed,
+            names=dataset.class_names)
     except ValueError as exc:
         raise InvalidInputError(f"{data}: {exc}") from None
     report.extras["data"] = str(data)

@@ -96,3 +96,21 @@ def test_partial_directory_enrolment_keeps_good_files(tmp_path, tiny_model, peop
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
+
+
+def test_evaluate_prints_the_numbers_and_where_the_errors_fall(tiny_model, people):
+    result = run("evaluate", "-m", tiny_model, people, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["num_identities"] == 3 and doc["genuine_pairs"] == 3
+    assert doc["impostor_pairs"] == 12 and 0.0 <= doc["auc"] <= 1.0
+    errors = doc["errors"]
+    assert errors["basis"] == "EER" and errors["threshold"] == doc["eer_threshold"]
+    named = {e["identity"] for e in errors["false_rejects"]}
+    named |= {p["first"] for p in errors["false_accepts"]}
+    assert named <= {"ann", "ben", "cat"}
+    text = run("evaluate", "-m", tiny_model, people)
+    assert text.exit_code == 0, text.output
+    assert "ROC AUC" in text.output and "EER" in text.output
+    assert errors["false_rejects"] or errors["false_accepts"]  # a random model errs
+    assert f"errors at threshold {errors['threshold']:.4f} (EER)" in text.output
