@@ -59,7 +59,8 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--steps-per-epoch", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
-              help="Images per batch: P×K for triplets, half as many pairs for contrastive.")
+              help="Images per batch: P×K for triplets (P at most the number of identities; "
+                   "run.json records the real batch), half as many pairs for contrastive.")
 @click.option("--k-per-identity", default=4, show_default=True, type=click.IntRange(2),
               help="K of the P×K triplet batches.")
 @click.option("--lr", default=3e-3, show_default=True, type=float)

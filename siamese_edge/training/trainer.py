@@ -178,13 +178,31 @@ class Trainer:
         indices = self.sampler.sample()
         labels = self.train.labels[indices].astype(np.int64)
         k = self.config.k_per_identity
-        n_instances = int(round(self.config.instance_fraction * self.config.batch_size / k))
+        n_instances = self._instance_identities()
         if n_instances:
             # pseudo-identities: K augmented views of one image, labels below every class
             chosen = self.rng.choice(len(self.train), n_instances, replace=False)
             indices = np.concatenate([indices, np.repeat(chosen, k)])
             labels = np.concatenate([labels, -1 - np.repeat(np.arange(n_instances), k)])
         return indices, torch.from_numpy(labels)
+
+    def _instance_identities(self) -> int:
+        """How many instance pseudo-identities (K views of one image each) a P×K batch adds."""
+        c = self.config
+        return int(round(c.instance_fraction * c.batch_size / c.k_per_identity))
+
+    def batch_shape(self) -> dict:
+        """What one training batch really holds. A P×K batch has at most as many identities
+        as the data: Fashion-MNIST's six training classes make ``--batch-size 64`` batches of
+        6 × 4 = 24 images (plus any instance pseudo-identities)."""
+        c = self.config
+        if isinstance(self.sampler, PKSampler):
+            instances = self._instance_identities()
+            return {"identities": self.sampler.p, "per_identity": self.sampler.k,
+                    "instance_identities": instances,
+                    "images": (self.sampler.p + instances) * self.sampler.k}
+        pairs = max(1, c.batch_size // 2)
+        return {"pairs": pairs, "images": 2 * pairs}
 
     def _step(self) -> tuple[float, float]:
         """One optimisation step; returns (loss, fraction of active pairs/triplets)."""
@@ -349,7 +367,8 @@ class Trainer:
             "val_genuine_mean": final["val_genuine_mean"],
             "val_impostor_mean": final["val_impostor_mean"],
             "collapsed": is_collapsed(final),
-            "val_split": self.val_mode, "best_epoch": best.get("epoch"),
+            "val_split": self.val_mode, "batch": self.batch_shape(),
+            "best_epoch": best.get("epoch"),
             "best_epoch_by": self.selection_key,
             "class_names": [self.data.class_names[i] for i in np.unique(self.train.labels)],
             "num_train_images": int(len(self.train)),

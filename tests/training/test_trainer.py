@@ -43,6 +43,7 @@ def test_run_writes_everything_and_is_deterministic(fashion_mnist_dir, tmp_path)
     assert info["class_names"] == ["0", "1", "7", "9"] and info["num_train_images"] == 3600
     assert set(info["preprocessing"]) == {"height", "width", "channels", "mean", "std"}
     assert 0.1 < info["preprocessing"]["mean"][0] < 0.6
+    assert info["batch"]["images"] == 16  # four classes × K = 4, not --batch-size 32
     for key in ("val_eer", "val_auc", "trained_at", "torch_version", "seconds"):
         assert key in info, key
     assert json.loads((tmp_path / "a" / "config.json").read_text()) == state["config"]
@@ -72,8 +73,13 @@ def test_instance_fraction_adds_k_views_of_single_images(fashion_mnist_dir, tmp_
     for identity in pseudo:  # K copies of one image each, augmented independently later
         group = indices[labels == identity]
         assert len(group) == 4 and len(set(group.tolist())) == 1
-    plain_indices, plain_labels, _ = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b")
+    # run.json's batch shape is the batch really drawn: P capped at the four classes
+    assert trainer.batch_shape() == {"identities": 4, "per_identity": 4,
+                                     "instance_identities": len(pseudo),
+                                     "images": len(indices)}
+    plain_indices, plain_labels, plain = _first_triplet_batch(fashion_mnist_dir, tmp_path / "b")
     assert (plain_labels >= 0).all() and len(plain_indices) == 16
+    assert plain.batch_shape()["images"] == 16 < plain.config.batch_size
 
 
 def test_a_collapsed_embedding_is_flagged_and_a_working_one_is_not(fashion_mnist_dir,
@@ -137,6 +143,7 @@ def test_contrastive_batch_size_counts_images(fashion_mnist_dir, tmp_path):
     trainer.model.training_embedding = lambda x: sizes.append(len(x)) or embed(x)
     trainer._step()
     assert seen == [16] and sizes == [32]  # 16 pairs, both images of each in one batch
+    assert trainer.batch_shape() == {"pairs": 16, "images": 32}
 
 
 def test_resume_continues_exactly(fashion_mnist_dir, tmp_path):
