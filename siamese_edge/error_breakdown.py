@@ -10,6 +10,9 @@ model or a stricter threshold, one of sneakers and shirts does not.
 Pairs are the same as the evaluation's: every unordered pair ``i < j`` of the (sub)set, a
 pair accepted when ``score >= threshold``. Scores are computed in row blocks, so memory stays
 at a block of rows, not the full square of scores.
+
+Entries are ranked by rate, then count. A rate over few pairs is noisy (two identities of
+two images each make four impostor pairs), so each entry carries its counts too.
 """
 
 from __future__ import annotations
