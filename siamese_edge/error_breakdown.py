@@ -87,16 +87,16 @@ def error_breakdown(embeddings: np.ndarray, labels: np.ndarray, threshold: float
 
     genuine = counts * (counts - 1) // 2
     frr = np.divide(rejects, genuine, out=np.zeros(n_classes), where=genuine > 0)
-    worst = sorted((k for k in range(n_classes) if rejects[k]),
-                   key=lambda k: (-frr[k], -rejects[k], k))[:top]
+    # worst first: highest rate, then most errors, then label order (lexsort: last key first)
+    ranked = np.lexsort((np.arange(n_classes), -rejects, -frr))
+    worst = ranked[rejects[ranked] > 0][:top]
     false_rejects = [IdentityRejects(name(k), int(genuine[k]), int(rejects[k]), float(frr[k]))
                      for k in worst]
     pair_ids, accepts = np.unique(np.concatenate(accepted_pairs), return_counts=True)
     firsts, seconds = pair_ids // n_classes, pair_ids % n_classes
     impostors = counts[firsts] * counts[seconds]
     far = accepts / impostors
-    order = sorted(range(len(pair_ids)),
-                   key=lambda m: (-far[m], -accepts[m], int(pair_ids[m])))[:top]
+    order = np.lexsort((pair_ids, -accepts, -far))[:top]
     false_accepts = [ConfusedPair(name(firsts[m]), name(seconds[m]), int(impostors[m]),
                                   int(accepts[m]), float(far[m])) for m in order]
     return ErrorBreakdown(float(threshold), basis, false_rejects, false_accepts)
