@@ -191,17 +191,20 @@ class Trainer:
         c = self.config
         return int(round(c.instance_fraction * c.batch_size / c.k_per_identity))
 
+    def _pairs_per_batch(self) -> int:
+        """Contrastive batches: ``batch_size`` counts images, as for triplets."""
+        return max(1, self.config.batch_size // 2)
+
     def batch_shape(self) -> dict:
         """What one training batch really holds. A P×K batch has at most as many identities
         as the data: Fashion-MNIST's six training classes make ``--batch-size 64`` batches of
         6 × 4 = 24 images (plus any instance pseudo-identities)."""
-        c = self.config
         if isinstance(self.sampler, PKSampler):
             instances = self._instance_identities()
             return {"identities": self.sampler.p, "per_identity": self.sampler.k,
                     "instance_identities": instances,
                     "images": (self.sampler.p + instances) * self.sampler.k}
-        pairs = max(1, c.batch_size // 2)
+        pairs = self._pairs_per_batch()
         return {"pairs": pairs, "images": 2 * pairs}
 
     def _step(self) -> tuple[float, float]:
@@ -215,7 +218,7 @@ class Trainer:
             active = float((per > 0).float().mean()) if len(per) else 0.0
         else:
             # batch_size counts images, as for triplets: half as many pairs
-            first, second, same = self.sampler.sample(max(1, self.config.batch_size // 2))
+            first, second, same = self.sampler.sample(self._pairs_per_batch())
             n_instances = int(round(self.config.instance_fraction * int(same.sum())))
             if n_instances:
                 # some genuine pairs become two augmented views of one image
