@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from siamese_edge.confidence import ConfidenceIntervals, identity_bootstrap
 from siamese_edge.error_breakdown import ErrorBreakdown, error_breakdown
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc, threshold_at_far
 
@@ -42,6 +43,8 @@ class EvaluationReport:
     #: the worst identities and identity pairs at the target-FAR threshold (the EER
     #: threshold when the target FAR is not measurable)
     errors: ErrorBreakdown | None = None
+    #: intervals from resampling identities (``bootstrap`` replicates; None when 0)
+    confidence: ConfidenceIntervals | None = None
     extras: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -55,14 +58,16 @@ def far_key(far: float) -> str:
 def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
                         fars: tuple[float, ...] = DEFAULT_FARS, target_far: float = 1e-3,
                         n_way: int = 5, trials: int = 2000, seed: int = 0,
-                        names: Sequence[str] | None = None,
+                        names: Sequence[str] | None = None, bootstrap: int = 0,
+                        level: float = 0.95,
                         ) -> tuple[EvaluationReport, np.ndarray, np.ndarray]:
     """Evaluate embeddings of labelled images.
 
     Pairs: every unordered pair of (at most 5,000, stratified) images. Rank-1: one random
     template per identity enrolled, every other image a probe, averaged over 5 draws.
     N-way 1-shot: ``trials`` episodes of N identities with one support image each.
-    ``names``: a name per label value, for the error breakdown.
+    ``names``: a name per label value, for the error breakdown. ``bootstrap``: replicates of
+    the bootstrap over identities giving ``level`` confidence intervals (0: none).
 
     Returns:
         the report, and the genuine and impostor scores (for plots).
@@ -92,6 +97,7 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
     if tars.get(far_key(target_far)) is not None:
         t_target, _, tar_target = threshold_at_far(genuine, impostor, target_far)
     n = min(n_way, len(classes))
+    operating = eer_t if t_target is None else t_target
     report = EvaluationReport(
         num_images=len(labels), num_identities=len(classes), genuine_pairs=int(genuine.size),
         impostor_pairs=int(impostor.size), auc=roc_auc(genuine, impostor), eer=eer,
@@ -99,9 +105,14 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
         threshold_at_target=t_target, tar_at_target=tar_target,
         rank1=rank1_accuracy(embeddings, labels, rng), n_way=n,
         n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng),
-        errors=error_breakdown(embeddings[subset], labels[subset],
-                               eer_t if t_target is None else t_target, names,
+        errors=error_breakdown(embeddings[subset], labels[subset], operating, names,
                                basis="EER" if t_target is None else f"FAR {target_far:g}"))
+    if bootstrap:
+        measured = [far for far in sorted(set(fars) | {target_far}, reverse=True)
+                    if tars[far_key(far)] is not None]
+        report.confidence = identity_bootstrap(
+            embeddings[subset], labels[subset], measured, [far_key(f) for f in measured],
+            operating, replicates=bootstrap, level=level, seed=seed)
     return report, genuine, impostor
 
 

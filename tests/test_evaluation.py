@@ -52,3 +52,14 @@ def test_rank1_and_n_way_detect_confusion():
 def test_single_identity_is_refused():
     with pytest.raises(ValueError):
         evaluate_embeddings(*clustered(n_classes=1))
+
+
+def test_bootstrap_intervals_cover_the_measurable_fars_at_the_operating_threshold():
+    e, labels = clustered(n_classes=6, per_class=20, spread=0.4)
+    report, _, _ = evaluate_embeddings(e, labels, fars=(1e-1, 1e-4), target_far=1e-2,
+                                       bootstrap=50)
+    ci = report.confidence
+    assert set(ci.tar_at_far) == {"1e-1", "1e-2"}  # 1e-4 is not measurable here
+    assert ci.threshold == report.threshold_at_target and ci.replicates == 50
+    assert ci.auc[0] <= report.auc <= ci.auc[1]
+    assert evaluate_embeddings(e, labels)[0].confidence is None

@@ -11,6 +11,7 @@ from siamese_edge.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from siamese_edge.confidence import ConfidenceIntervals
     from siamese_edge.error_breakdown import ErrorBreakdown
 
 
@@ -34,6 +35,27 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _bounds(bounds: list[float] | None) -> str:
+    return "n/a" if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+def _span(bounds: list[float] | None) -> str:
+    return "" if bounds is None else "  " + _bounds(bounds)
+
+
+def confidence_lines(ci: ConfidenceIntervals) -> list[str]:
+    """What the bracketed intervals mean, and the error rates' spread at the threshold."""
+    if not ci.replicates:
+        return [f"no confidence intervals: {'; '.join(ci.notes)}"]
+    notes = f" ({'; '.join(ci.notes)})" if ci.notes else ""
+    lines = [f"{ci.level:.0%} intervals in brackets: {ci.replicates} resamples of the "
+             f"identities{notes}"]
+    if ci.threshold is not None:
+        lines.append(f"at threshold {ci.threshold:.4f}: FAR {_bounds(ci.far_at_threshold)}, "
+                     f"FRR {_bounds(ci.frr_at_threshold)}")
+    return lines
+
+
 @click.command("evaluate")
 @model_option
 @click.argument("data", type=click.Path(exists=True))
@@ -48,14 +70,16 @@ def _fmt(value: float | None, digits: int = 4) -> str:
               help="Write roc.png and scores.png into this folder.")
 @click.option("--write-threshold", is_flag=True,
               help="Store the threshold reaching --far in the model's metadata.")
+@click.option("--bootstrap", default=200, show_default=True, type=click.IntRange(0, 10000),
+              help="Resamples of identities for 95% confidence intervals (0: none).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @backend_options
 @batch_option
 @json_option
 def evaluate(model: str, data: str, labels: str | None, classes: str | None, target_far: float,
-             n_way: int, plots: str | None, write_threshold: bool, seed: int, backend: str,
-             engine: str | None, require_gpu: bool, rebuild_stale: bool, batch_size: int,
-             as_json: bool) -> None:
+             n_way: int, plots: str | None, write_threshold: bool, bootstrap: int, seed: int,
+             backend: str, engine: str | None, require_gpu: bool, rebuild_stale: bool,
+             batch_size: int, as_json: bool) -> None:
     """Measure MODEL's verification accuracy on DATA's identities.
 
     \b
@@ -65,7 +89,8 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
           --labels t10k-labels-idx1-ubyte.gz --classes 6,7,8,9 --far 1e-3 --write-threshold
 
     Reports ROC AUC, EER, TAR at FAR 1e-2/1e-3/1e-4, rank-1 identification and N-way 1-shot
-    accuracy, and the threshold that reaches the target FAR.
+    accuracy, and the threshold that reaches the target FAR. Intervals come from resampling
+    identities, not pairs: pairs of one identity are not independent.
     """
     from siamese_edge.errors import InvalidInputError
     from siamese_edge.runtime.workflows import evaluate_model
@@ -73,6 +98,8 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
 
     if not 0 < target_far < 1:
         raise click.BadParameter("must be between 0 and 1", param_hint="--far")
+    if bootstrap == 1:
+        raise click.BadParameter("0 (none) or at least 2", param_hint="--bootstrap")
     wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
 
     def progress(done: int, total: int) -> None:
@@ -81,7 +108,7 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
 
     with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         report, genuine, impostor = evaluate_model(embedder, data, labels, wanted, target_far,
-                                                   n_way, seed, progress)
+                                                   n_way, seed, progress, bootstrap)
     doc = report.to_dict()
     if plots:
         from siamese_edge.plots import save_evaluation_plots
@@ -100,17 +127,23 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         return
     click.echo(f"{report.num_images} images, {report.num_identities} identities, "
                f"{report.genuine_pairs} genuine / {report.impostor_pairs} impostor pairs")
-    click.echo(f"ROC AUC   {report.auc:.4f}")
-    click.echo(f"EER       {report.eer:.4f}  (threshold {report.eer_threshold:.4f})")
+    ci = report.confidence
+    click.echo(f"ROC AUC   {report.auc:.4f}{_span(ci and ci.auc)}")
+    click.echo(f"EER       {report.eer:.4f}{_span(ci and ci.eer)}  "
+               f"(threshold {report.eer_threshold:.4f})")
     for far, tar in report.tar_at_far.items():
         note = f"  ({report.far_notes[far]})" if far in report.far_notes else ""
-        click.echo(f"TAR@FAR={far:<5} {_fmt(tar)}{note}")
+        span = _span(ci.tar_at_far.get(far)) if ci else ""
+        click.echo(f"TAR@FAR={far:<5} {_fmt(tar)}{span}{note}")
     click.echo(f"rank-1    {_fmt(report.rank1)}  (one template per identity)")
     click.echo(f"{report.n_way}-way 1-shot {_fmt(report.n_way_one_shot)}")
     if report.threshold_at_target is not None:
         click.echo(f"threshold at FAR {target_far:g}: {report.threshold_at_target:.4f} "
                    f"(TAR {report.tar_at_target:.4f})"
                    + ("  -> written to model" if write_threshold else ""))
+    if ci is not None:
+        for line in confidence_lines(ci):
+            click.echo(line)
     if report.errors is not None:
         for line in error_lines(report.errors):
             click.echo(line)

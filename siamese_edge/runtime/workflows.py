@@ -155,8 +155,10 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[str | os.PathLike[str]]) -
 def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
                    labels: str | os.PathLike[str] | None = None,
                    classes: Sequence[str] | None = None, target_far: float = 1e-3,
-                   n_way: int = 5, seed: int = 0, progress=None):
+                   n_way: int = 5, seed: int = 0, progress=None, bootstrap: int = 0):
     """Embed a labelled dataset and evaluate verification on it.
+
+    ``bootstrap``: replicates of the bootstrap over identities for 95 % intervals (0: none).
 
     Returns:
         ``(EvaluationReport, genuine_scores, impostor_scores)``.
@@ -176,7 +178,7 @@ def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
     try:
         report, genuine, impostor = evaluate_embeddings(
             embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed,
-            names=dataset.class_names)
+            names=dataset.class_names, bootstrap=bootstrap)
     except ValueError as exc:
         raise InvalidInputError(f"{data}: {exc}") from None
     report.extras["data"] = str(data)

@@ -114,3 +114,18 @@ def test_evaluate_prints_the_numbers_and_where_the_errors_fall(tiny_model, peopl
     assert "ROC AUC" in text.output and "EER" in text.output
     assert errors["false_rejects"] or errors["false_accepts"]  # a random model errs
     assert f"errors at threshold {errors['threshold']:.4f} (EER)" in text.output
+
+
+def test_evaluate_brackets_intervals_from_resampled_identities(tiny_model, people):
+    doc = json.loads(run("evaluate", "-m", tiny_model, people, "--json").output)
+    ci = doc["confidence"]
+    assert ci["unit"] == "identity" and ci["level"] == 0.95 and ci["replicates"] > 100
+    assert ci["eer"][0] <= ci["eer"][1] and ci["threshold"] == doc["eer_threshold"]
+    assert any("only 3 identities" in note for note in ci["notes"])
+    text = run("evaluate", "-m", tiny_model, people).output
+    assert f"EER       {doc['eer']:.4f}  [{ci['eer'][0]:.3f}, {ci['eer'][1]:.3f}]" in text
+    assert "95% intervals in brackets" in text
+    off = run("evaluate", "-m", tiny_model, people, "--bootstrap", "0", "--json")
+    assert off.exit_code == 0 and json.loads(off.output)["confidence"] is None
+    bad = run("evaluate", "-m", tiny_model, people, "--bootstrap", "1")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
