@@ -86,9 +86,10 @@ class Verifier:
             raise UnknownIdentityError(f"no identity named {identity!r} in "
                                        f"{self.gallery.path}" + (" (it has no templates)"
                                                                  if labels else ""))
-        scores = self.aggregation.reduce(index.scores_of(embeddings, labels[0]))
-        return [Decision(identity, float(s), bool(s >= self.threshold), self.threshold)
-                for s in scores]
+        # Python floats (float64), as 1:N compares: NumPy 2 would compare a float32 score
+        # with a Python float in float32, accepting scores just below the threshold.
+        scores = self.aggregation.reduce(index.scores_of(embeddings, labels[0])).tolist()
+        return [Decision(identity, s, s >= self.threshold, self.threshold) for s in scores]
 
     def identify_embeddings(self, embeddings: np.ndarray, k: int = 5) -> list[Decision]:
         index = self.gallery.index()
@@ -98,7 +99,7 @@ class Verifier:
         depth = max(1, k, 2 if self.margin is not None else 1)
         decisions = []
         for ranked in self.aggregation.rank(index, embeddings, depth):
-            candidates = [Candidate(names[label], score) for label, score in ranked]
+            candidates = [Candidate(names[label], float(score)) for label, score in ranked]
             best = candidates[0]
             accepted = best.score >= self.threshold
             gap = None

@@ -41,3 +41,21 @@ def test_default_threshold_comes_from_the_model(tmp_path, tiny_model):
 def test_embedder_outside_with_block_is_an_error(tiny_model):
     with pytest.raises(RuntimeError):
         OnnxRuntimeEmbedder(tiny_model).embed(images(0))
+
+
+def test_one_to_one_and_one_to_n_agree_at_a_threshold_between_float32_values(tmp_path,
+                                                                             tiny_model):
+    # A threshold 1e-9 above a float32 score rounds to that score in float32; compared in
+    # float32 the probe would be accepted 1:1 and rejected 1:N.
+    with OnnxRuntimeEmbedder(tiny_model) as embedder, \
+            Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
+        gallery.enroll("ann", embedder.embed(images(1)))
+        probe = images(2, n=1)
+        score = Verifier(embedder, gallery, threshold=0.0).verify(probe, "ann")[0].score
+        threshold = score + 1e-9
+        assert np.float32(threshold) == np.float32(score)  # the case in question
+        verifier = Verifier(embedder, gallery, threshold=threshold)
+        one_to_one = verifier.verify(probe, "ann")[0]
+        one_to_n = verifier.identify(probe)[0]
+        assert one_to_one.score == one_to_n.score == score
+        assert not one_to_one.accepted and not one_to_n.accepted
