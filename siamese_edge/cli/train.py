@@ -129,7 +129,8 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
         lr=lr, weight_decay=weight_decay, schedule=schedule, augment=augment,
         instance_fraction=instance_fraction, hflip=hflip,
         seed=seed, height=height, width=width, channels=int(channels) if channels else None,
-        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes is not None
+        else None,
         val_fraction=val_fraction, val_split=val_split, patience=patience,
         label_means=label_means, threads=threads, mean=_floats(mean, "--mean"),
         std=_floats(std, "--std"))

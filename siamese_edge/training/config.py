@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -93,6 +94,12 @@ class TrainConfig:
                 raise InvalidInputError(f"{name} must be at least 1")
         if self.loss == "triplet" and self.batch_size < 2 * self.k_per_identity:
             raise InvalidInputError("triplet batches need batch_size >= 2 * k_per_identity")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InvalidInputError(f"lr must be a positive number, not {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InvalidInputError(f"weight_decay must be 0 or more, not {self.weight_decay}")
+        if self.classes is not None and not self.classes:
+            raise InvalidInputError("classes is empty: name at least two, or leave it out")
         if not 0.0 <= self.instance_fraction <= 0.9:
             raise InvalidInputError("instance_fraction must be in [0, 0.9]")
         if not 0.0 <= self.val_fraction < 0.9:
@@ -126,6 +133,10 @@ class TrainConfig:
             self.margin = (CONTRASTIVE_MARGIN if self.loss == "contrastive" else
                            BATCH_HARD_MARGIN if self.miner == "batch-hard" else TRIPLET_MARGIN)
         self.margin = float(self.margin)
+        # at 0 or less impostors are never pushed apart (contrastive), or only once they rank
+        # above genuine pairs by more than the margin (triplet): the loss learns nothing
+        if not (math.isfinite(self.margin) and self.margin > 0):
+            raise InvalidInputError(f"margin must be a positive number, not {self.margin}")
 
     @property
     def loss_margin(self) -> float:

@@ -58,6 +58,9 @@ def test_hog_weight_default_follows_the_readout_and_older_runs_keep_none():
     {"loss": "arcface"}, {"readout": "logits"}, {"backbone": "seed", "readout": "features"}, {"epochs": 0}, {"val_fraction": 0.95}, {"mean": [0.5]},
     {"mean": [0.5, 0.5], "std": [0.2, 0.2]}, {"mean": [0.5], "std": [0.0]},
     {"hog_weight": -0.1}, {"hog_weight": 11},
+    {"lr": 0}, {"lr": -1}, {"lr": float("nan")}, {"weight_decay": -1e-4},
+    {"weight_decay": float("inf")}, {"margin": 0}, {"margin": -1},
+    {"loss": "contrastive", "margin": -1}, {"margin": float("nan")}, {"classes": []},
 ])
 def test_invalid_values(overrides):
     with pytest.raises(InvalidInputError):
