@@ -65,15 +65,29 @@ class LabelledImages:
                               list(self.warnings))
 
     def select_classes(self, wanted: Sequence[str | int]) -> LabelledImages:
-        """Only the images of the given classes (names, or integer ids as numbers/strings)."""
-        ids = set()
+        """Only the images of the given classes: names, or positions when no name is a number.
+
+        Names that are numbers (IDX label values, folders named 1, 2, ...) are only ever
+        matched as names, so ``0`` cannot silently pick the class at position 0 when the
+        labels run 1..10.
+        """
+        numeric_names = any(_is_integer(name) for name in self.class_names)
+        ids: dict[int, str] = {}
         for item in wanted:
             key = str(item)
             if key in self.class_names:
-                ids.add(self.class_names.index(key))
-            elif key.lstrip("-").isdigit() and 0 <= int(key) < len(self.class_names):
-                ids.add(int(key))
+                index = self.class_names.index(key)
+            elif (_is_integer(key) and not numeric_names
+                  and 0 <= int(key) < len(self.class_names)):
+                index = int(key)
             else:
                 raise DatasetError(f"no class {item!r} in the data (classes: "
                                    f"{', '.join(self.class_names[:20])})")
+            if index in ids:
+                raise DatasetError(f"class {item!r} is the same class as {ids[index]!r}")
+            ids[index] = key
         return self.subset(np.nonzero(np.isin(self.labels, sorted(ids)))[0])
+
+
+def _is_integer(text: str) -> bool:
+    return text.lstrip("-").isdigit()

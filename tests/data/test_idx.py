@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from siamese_edge.data.idx import load_idx_dataset, read_idx
+from siamese_edge.data.loading import load_dataset
 from siamese_edge.errors import DatasetError
 
 
@@ -87,3 +88,16 @@ def test_load_dataset_reads_idx_and_resizes(tmp_path):
                          classes=[0, "2"])
     assert small.images.shape == (4, 14, 14, 3) and small.class_names[0] == "0"
     assert sorted(set(small.labels.tolist())) == [0, 2]
+
+
+def test_numeric_class_names_are_never_read_as_positions(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    (tmp_path / "i").write_bytes(idx_bytes(images))
+    (tmp_path / "l").write_bytes(idx_bytes(np.array([1, 2, 3, 1, 2, 3])))  # no label 0
+    data = load_dataset(tmp_path / "i", tmp_path / "l")
+    picked = data.select_classes(["1", 3])
+    assert sorted(data.class_names[c] for c in set(picked.labels.tolist())) == ["1", "3"]
+    with pytest.raises(DatasetError, match="no class '0'"):
+        data.select_classes(["0", "1"])  # position 0 would have been class "1"
+    with pytest.raises(DatasetError, match="same class"):
+        data.select_classes(["1", 1])
