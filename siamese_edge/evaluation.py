@@ -52,7 +52,9 @@ class EvaluationReport:
 
 
 def far_key(far: float) -> str:
-    return f"{far:.0e}".replace("e-0", "e-")
+    """``1e-3`` style for round FARs; any other FAR keeps its digits, so keys never collide."""
+    key = f"{far:.0e}".replace("e-0", "e-")
+    return key if float(key) == far else f"{far:g}"
 
 
 def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,

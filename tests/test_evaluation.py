@@ -63,3 +63,12 @@ def test_bootstrap_intervals_cover_the_measurable_fars_at_the_operating_threshol
     assert ci.threshold == report.threshold_at_target and ci.replicates == 50
     assert ci.auc[0] <= report.auc <= ci.auc[1]
     assert evaluate_embeddings(e, labels)[0].confidence is None
+
+
+def test_a_target_far_near_a_reported_one_keeps_its_own_entry():
+    e, labels = clustered(n_classes=16, per_class=25, spread=0.9)
+    impostors = evaluate_embeddings(e, labels, fars=(1e-2,), target_far=1e-2)[0].impostor_pairs
+    assert 10 / 1.4e-4 <= impostors < 10 / 1e-4  # 1.4e-4 measurable here, 1e-4 not
+    report, _, _ = evaluate_embeddings(e, labels, fars=(1e-4,), target_far=1.4e-4)
+    assert report.tar_at_far["1e-4"] is None and report.tar_at_far["0.00014"] is not None
+    assert report.threshold_at_target is not None
