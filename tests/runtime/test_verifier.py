@@ -59,3 +59,15 @@ def test_one_to_one_and_one_to_n_agree_at_a_threshold_between_float32_values(tmp
         one_to_n = verifier.identify(probe)[0]
         assert one_to_one.score == one_to_n.score == score
         assert not one_to_one.accepted and not one_to_n.accepted
+
+
+def test_claimed_identity_is_matched_as_enrolment_spells_it(tmp_path, tiny_model):
+    # enrolment stores names NFC-normalised and stripped; a claim typed otherwise
+    # (decomposed accents from a macOS folder, a stray space) is the same person
+    with OnnxRuntimeEmbedder(tiny_model) as embedder, \
+            Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
+        gallery.enroll("caf\u00e9", embedder.embed(images(1)))
+        verifier = Verifier(embedder, gallery, threshold=0.999)
+        for claim in ("cafe\u0301", " caf\u00e9 "):
+            decision = verifier.verify(images(1, n=1), claim)[0]
+            assert decision.accepted and decision.identity == "caf\u00e9"
