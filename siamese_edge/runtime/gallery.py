@@ -194,12 +194,9 @@ class Gallery:
         elif not create or read_only or model is None:
             raise GalleryError(f"{path}: no such gallery (enroll identities first)")
         try:
-            if read_only:
-                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0,
-                                     isolation_level=None, check_same_thread=False)
-            else:
-                db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None,
-                                     check_same_thread=False)
+            mode = "ro" if read_only else "rwc" if create else "rw"
+            db = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=30.0,
+                                 isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA foreign_keys = ON")
             gallery = cls(db, path, read_only)
             try:
@@ -632,6 +629,12 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _file_uri(path: Path, mode: str) -> str:
+    """An SQLite URI for ``path``: escaped, so that '?', '#' or '%' in a file name are part of
+    the name instead of starting a query or fragment, or being decoded."""
+    return f"{path.resolve().as_uri()}?mode={mode}"
 
 
 def _check_is_sqlite(path: Path) -> None:

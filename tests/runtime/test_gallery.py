@@ -106,3 +106,19 @@ def test_missing_gallery_without_create(tmp_path):
     with pytest.raises(GalleryError, match="no such gallery"):
         Gallery.open(tmp_path / "none.sqlite", INFO, create=False)
     assert not (tmp_path / "none.sqlite").exists()
+
+
+@pytest.mark.parametrize("name", ["site#1.sqlite", "what?.sqlite", "a%41.sqlite"])
+def test_uri_characters_in_the_file_name_name_that_file(tmp_path, name):
+    for decoy in ("site", "what", "aA.sqlite"):  # what a '#', '?' or '%41' would open instead
+        with Gallery.open(tmp_path / decoy, INFO) as g:
+            g.enroll("decoy", unit([[0, 0, 0, 1]]))
+    with Gallery.open(tmp_path / name, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    for read_only in (True, False):
+        with Gallery.open(tmp_path / name, INFO, create=False, read_only=read_only) as g:
+            assert g.counts() == {"bob": 1}
+    with pytest.raises(GalleryError, match="no such gallery"):
+        Gallery.open(tmp_path / "new?.sqlite", None, create=False, read_only=True)
+    files = {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}
+    assert files == {"site", "what", "aA.sqlite", name}
