@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from siamese_edge.cli.options import (
     backend_options, batch_option, gallery_option, json_option, model_option, open_embedder,
-    parse_metadata, print_json, warn,
+    parse_metadata, print_json, print_json_line, warn,
 )
 
 #: exit status when some files of a --from-dir enrolment were skipped (the rest is stored)
@@ -101,7 +99,7 @@ def _enroll_camera(model: str, gallery: str, camera: str, name: str, samples: in
     from siamese_edge.cli.camera import enroll_from_camera
     from siamese_edge.runtime.gallery import Gallery
 
-    emit = (lambda event: click.echo(json.dumps(event))) if as_json else None
+    emit = print_json_line if as_json else None
     with Gallery.open(gallery, embedder.info, template_dtype=template_dtype) as store:
         added = enroll_from_camera(embedder, store, name, camera, samples, roi, emit=emit)
         total = store.counts().get(name, added)

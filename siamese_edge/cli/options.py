@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -47,8 +48,45 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document instead of text.")
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and ±inf (a nan threshold rejects every probe), with an
+    optional range as :class:`click.FloatRange`."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        # click would print "[x<=None]" in --help for an unbounded range
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+
+def json_text(document: object, indent: int | None = None) -> str:
+    """``document`` as strict JSON; nan and ±inf, which JSON cannot spell, become null."""
+    return json.dumps(_finite(document), indent=indent, allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 def print_json(document: object) -> None:
-    click.echo(json.dumps(document, indent=2, sort_keys=False))
+    click.echo(json_text(document, indent=2))
+
+
+def print_json_line(document: object) -> None:
+    """One compact JSON document per line (camera events)."""
+    click.echo(json_text(document))
 
 
 def parse_metadata(text: str) -> dict:

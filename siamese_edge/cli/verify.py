@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from siamese_edge.cli.options import (
-    backend_options, batch_option, gallery_option, json_option, model_option, open_embedder,
-    print_json,
+    FiniteFloat, backend_options, batch_option, gallery_option, json_option, model_option,
+    open_embedder, print_json, print_json_line,
 )
-
-
-def print_json_line(document: dict) -> None:
-    click.echo(json.dumps(document))
 
 
 @click.command("verify")
 @model_option
 @gallery_option
 @click.option("--identity", "-i", help="Claimed identity (1:1). Without it: 1:N identification.")
-@click.option("--threshold", "-t", type=float,
+@click.option("--threshold", "-t", type=FiniteFloat(),
               help="Accept when score >= T (default: the model's calibrated threshold).")
 @click.option("--top-k", "-k", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Candidates listed per probe in 1:N mode.")
@@ -29,7 +23,7 @@ def print_json_line(document: dict) -> None:
               "of its --aggregate-k best.")
 @click.option("--aggregate-k", default=3, show_default=True, type=click.IntRange(1),
               help="Templates averaged by --aggregate mean-top-k.")
-@click.option("--margin", type=click.FloatRange(min=0),
+@click.option("--margin", type=FiniteFloat(min=0),
               help="1:N: also answer 'unknown' unless best - second-best identity >= M.")
 @click.option("--camera", help="Live: a device index, /dev/videoN, video file, rtsp:// or "
               "http(s):// URL, csi://N (Jetson), v4l2://N or a GStreamer pipeline.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -66,9 +67,10 @@ class Verifier:
                  margin: float | None = None) -> None:
         self.embedder = embedder
         self.gallery = gallery
-        self.threshold = float(embedder.info.threshold if threshold is None else threshold)
+        self.threshold = _finite("threshold",
+                                 embedder.info.threshold if threshold is None else threshold)
         self.aggregation = aggregation if aggregation is not None else MaxScore()
-        self.margin = None if margin is None else float(margin)
+        self.margin = None if margin is None else _finite("margin", margin)
 
     def verify(self, images: Sequence[np.ndarray], identity: str) -> list[Decision]:
         """1:1: is each image ``identity``?"""
@@ -120,3 +122,11 @@ def _as_enrolled(identity: str) -> str:
         return validate_name(identity)
     except InvalidInputError:
         return identity
+
+
+def _finite(what: str, value: float) -> float:
+    """``value`` as a float; nan (which rejects every probe) or ±inf is an error."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidInputError(f"{what} must be a finite number, not {value}")
+    return value

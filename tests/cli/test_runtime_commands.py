@@ -129,3 +129,32 @@ def test_evaluate_brackets_intervals_from_resampled_identities(tiny_model, peopl
     assert off.exit_code == 0 and json.loads(off.output)["confidence"] is None
     bad = run("evaluate", "-m", tiny_model, people, "--bootstrap", "1")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize("option", ["--threshold", "--margin"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_verify_refuses_a_threshold_or_margin_that_is_not_a_number(tmp_path, tiny_model, people,
+                                                                    option, value):
+    gallery = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people).exit_code == 0
+    result = run("verify", "-m", tiny_model, "-g", gallery, "--json", f"{option}={value}",
+                 people / "ann" / "0.png")
+    assert result.exit_code == 2, result.output
+    assert "finite" in result.output and "Traceback" not in result.output
+
+
+def test_json_output_is_strict_json_with_null_for_non_finite_numbers(capsys):
+    from siamese_edge.cli.options import print_json, print_json_line
+
+    document = {"a": float("nan"), "b": [float("inf"), 1.5, (float("-inf"),)],
+                "c": np.float64("nan"), "d": "nan"}
+    expected = {"a": None, "b": [None, 1.5, [None]], "c": None, "d": "nan"}
+    print_json(document)
+    print_json_line(document)
+    pretty, line = capsys.readouterr().out.split("\n}\n")
+
+    def strict(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    assert json.loads(pretty + "}", parse_constant=strict) == expected
+    assert json.loads(line, parse_constant=strict) == expected

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from siamese_edge.errors import UnknownIdentityError
+from siamese_edge.errors import InvalidInputError, UnknownIdentityError
 from siamese_edge.runtime.gallery import Gallery
 from siamese_edge.runtime.onnxruntime_embedder import OnnxRuntimeEmbedder
 from siamese_edge.runtime.verifier import Verifier
@@ -71,3 +71,13 @@ def test_claimed_identity_is_matched_as_enrolment_spells_it(tmp_path, tiny_model
         for claim in ("cafe\u0301", " caf\u00e9 "):
             decision = verifier.verify(images(1, n=1), claim)[0]
             assert decision.accepted and decision.identity == "caf\u00e9"
+
+
+@pytest.mark.parametrize("option", ["threshold", "margin"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_threshold_or_margin_that_is_not_a_number_is_refused(tmp_path, tiny_model, option,
+                                                               value):
+    with OnnxRuntimeEmbedder(tiny_model) as embedder, \
+            Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
+        with pytest.raises(InvalidInputError, match=f"{option} must be a finite number"):
+            Verifier(embedder, gallery, **{option: value})
