@@ -51,8 +51,8 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
       siamese-edge enroll -m model.onnx -g gallery.sqlite --camera 0 --name alice --samples 5
 
     A gallery is bound to the model that created it. With NAME, all images are stored in one
-    transaction or none is. With --from-dir, unreadable files are reported and skipped, the
-    rest is stored, and the exit status is 3.
+    transaction or none is. With --from-dir, unreadable files and folders are reported and
+    skipped, the rest is stored, and the exit status is 3.
     """
     from siamese_edge.runtime.gallery import Gallery
     from siamese_edge.runtime.workflows import enroll_directory, enroll_files

@@ -63,13 +63,16 @@ def enroll_directory(embedder: Embedder, gallery: Gallery,
                      root: str | os.PathLike[str], on_duplicate: str = "add") -> EnrollReport:
     """Enroll ``root/<identity>/*.png|jpg…``, one transaction per identity.
 
-    Unreadable files (and, with ``on_duplicate="refuse"``, identities already enrolled) are
-    reported in ``failures`` and skipped; the good ones are kept.
+    Unreadable files and folders (and, with ``on_duplicate="refuse"``, identities already
+    enrolled) are reported in ``failures`` and skipped; the good ones are kept.
     """
     root = Path(root)
     if not root.is_dir():
         raise InvalidInputError(f"{root}: not a directory")
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise InvalidInputError(f"{root}: cannot list the folder ({exc.strerror})") from None
     if not folders:
         raise InvalidInputError(f"{root}: no identity subfolders (expected DIR/<name>/*.png)")
     report = EnrollReport()
@@ -79,8 +82,13 @@ def enroll_directory(embedder: Embedder, gallery: Gallery,
         except InvalidInputError as exc:
             report.failures.append((str(folder), str(exc)))
             continue
+        try:
+            paths = list_images(folder)
+        except OSError as exc:  # e.g. no permission: skip it like an unreadable file
+            report.failures.append((str(folder), f"cannot list the folder ({exc.strerror})"))
+            continue
         images, sources = [], []
-        for path in list_images(folder):
+        for path in paths:
             try:
                 images.append(read_image(path))
                 sources.append(str(path))

@@ -93,6 +93,45 @@ def test_partial_directory_enrolment_keeps_good_files(tmp_path, tiny_model, peop
     assert doc["failures"][0]["file"].endswith("broken.png")
 
 
+def test_unreadable_identity_folder_is_skipped_and_the_others_are_kept(tmp_path, tiny_model,
+                                                                       people, monkeypatch):
+    # chmod 000 does not stop root (the test may run as root), so the OS refusal is simulated
+    from pathlib import Path
+
+    listdir = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "ben":
+            raise PermissionError(13, "Permission denied", str(self))
+        return listdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    gallery = tmp_path / "g.sqlite"
+    result = run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people, "--json")
+    assert result.exit_code == 3, result.output
+    doc = json.loads(result.output)
+    assert doc["identities"] == {"ann": 2, "cat": 2}
+    assert doc["failures"] == [{"file": str(people / "ben"),
+                                "error": "cannot list the folder (Permission denied)"}]
+    result = run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people)
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert f"skipped {people / 'ben'}: cannot list the folder (Permission denied)" \
+        in result.output
+
+
+def test_unreadable_enrolment_folder_is_a_one_line_error(tmp_path, tiny_model, people,
+                                                         monkeypatch):
+    from pathlib import Path
+
+    def iterdir(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    result = run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "--from-dir", people)
+    assert result.exit_code == 1
+    assert result.output == f"error: {people}: cannot list the folder (Permission denied)\n"
+
+
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
