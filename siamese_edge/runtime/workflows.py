@@ -43,6 +43,12 @@ def read_images(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:
     return [read_image(p) for p in paths]
 
 
+def _source_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Template sources as absolute paths: ``gallery reembed`` reads them again later,
+    likely from another working directory."""
+    return [str(Path(p).resolve()) for p in paths]
+
+
 def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
                  paths: Sequence[str | os.PathLike[str]],
                  on_duplicate: str = "add",
@@ -54,7 +60,7 @@ def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
     """
     name = validate_name(name)
     images = read_images(paths)
-    gallery.enroll(name, embedder.embed(images), sources=[str(p) for p in paths],
+    gallery.enroll(name, embedder.embed(images), sources=_source_paths(paths),
                    metadata=metadata, on_duplicate=on_duplicate)
     return EnrollReport(enrolled={name: len(images)})
 
@@ -87,18 +93,18 @@ def enroll_directory(embedder: Embedder, gallery: Gallery,
         except OSError as exc:  # e.g. no permission: skip it like an unreadable file
             report.failures.append((str(folder), f"cannot list the folder ({exc.strerror})"))
             continue
-        images, sources = [], []
+        images, read = [], []
         for path in paths:
             try:
                 images.append(read_image(path))
-                sources.append(str(path))
+                read.append(path)
             except ImageReadError as exc:
                 report.failures.append((str(path), str(exc)))
         if not images:
             report.failures.append((str(folder), "no readable images"))
             continue
         try:
-            gallery.enroll(name, embedder.embed(images), sources=sources,
+            gallery.enroll(name, embedder.embed(images), sources=_source_paths(read),
                            on_duplicate=on_duplicate)
         except DuplicateIdentityError as exc:
             report.failures.append((str(folder), str(exc)))

@@ -197,3 +197,23 @@ def test_json_output_is_strict_json_with_null_for_non_finite_numbers(capsys):
 
     assert json.loads(pretty + "}", parse_constant=strict) == expected
     assert json.loads(line, parse_constant=strict) == expected
+
+
+def test_template_sources_are_stored_absolute_so_reembed_works_from_elsewhere(
+        tmp_path, tiny_model, other_tiny_model, people, monkeypatch):
+    monkeypatch.chdir(people.parent)
+    gallery = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people.name).exit_code == 0
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "dan",
+               f"{people.name}/ann/0.png").exit_code == 0
+    shown = json.loads(run("gallery", "show", "-g", gallery, "--json", "ben").output)
+    assert [t["source"] for t in shown["templates"]] == \
+        [str((people / "ben" / f).resolve()) for f in ("0.png", "1.png")]
+    shown = json.loads(run("gallery", "show", "-g", gallery, "--json", "dan").output)
+    assert shown["templates"][0]["source"] == str((people / "ann" / "0.png").resolve())
+
+    monkeypatch.chdir(tmp_path.parent)
+    result = run("gallery", "reembed", "-g", gallery, "-m", other_tiny_model, "--from-images",
+                 "--out", tmp_path / "new.sqlite", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["reembedded"] == {"ann": 2, "ben": 2, "cat": 2, "dan": 1}
