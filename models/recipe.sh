@@ -9,7 +9,7 @@ RUN=${RUN:-runs/fashion-mnist}
 # 1. Train on the 60,000 training images (all ten classes); 10% held out for validation.
 siamese-edge train "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx1-ubyte.gz" \
     --out "$RUN" --loss triplet --miner semi-hard --margin 0.2 --instance-fraction 0 \
-    --readout projection --epochs 15 --steps-per-epoch 150 --seed 0
+    --readout projection --epochs 15 --steps-per-epoch 150 --seed 0 --overwrite
 
 # 2. Export to ONNX (parity-checked against PyTorch).
 siamese-edge export "$RUN" --out models/fashion-mnist.onnx --name fashion-mnist-small-cnn

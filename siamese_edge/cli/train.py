@@ -90,7 +90,9 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
 @click.option("--pairs-label-means", "label_means", type=click.Choice(["similar", "dissimilar"]),
               default="similar", show_default=True, help="For a pairs CSV: what label 1 means.")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch "
+                                             "(with the run's own options).")
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @json_option
 def train(data: str, out: str, labels: str | None, loss: str, miner: str | None, backbone: str,
           embedding_dim: int, readout: str | None, hog_weight: float | None,
@@ -100,6 +102,7 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
           hflip: bool, seed: int, input_size: str | None, channels: str | None,
           classes: str | None, mean: str | None, std: str | None, val_fraction: float,
           val_split: str, patience: int, label_means: str, threads: int | None, resume: bool,
+          overwrite: bool,
           as_json: bool) -> None:
     """Train an embedding network on DATA and write a run directory.
 
@@ -154,7 +157,9 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
             click.echo(f"early stop at epoch {event['epoch']} (best {event['best_epoch']})",
                        err=True)
 
-    result = run_training(config, progress, resume=resume)
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    result = run_training(config, progress, resume=resume, overwrite=overwrite)
     info = result.info
     if as_json:
         print_json({"run_dir": str(result.run_dir), **info, "log": result.log})

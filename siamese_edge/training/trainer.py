@@ -38,6 +38,11 @@ from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
 CHECKPOINT_FORMAT = 1
 MAX_VALIDATION_IMAGES = 2000
+#: what a run directory holds once training has saved anything; not overwritten unasked
+RUN_FILES = ("checkpoint.pt", "last.pt")
+OUTPUT_FILES = ("run.json", "log.jsonl", "config.json", "curves.png")
+#: options that may differ on --resume: they do not change what is trained
+RESUMABLE_CHANGES = frozenset({"out", "threads", "device", "patience"})
 # mean genuine minus mean impostor cosine on validation pairs below which the embedding
 # counts as collapsed: every image maps to (almost) one direction, scores of same and
 # different identities crowd together, and float16 templates or an FP16 engine (steps of
@@ -62,8 +67,13 @@ class RunResult:
 
 def split_validation(data: LabelledImages, config: TrainConfig,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """Training and validation indices, by identity or by sample (stratified)."""
-    classes = np.unique(data.labels)
+    """Training and validation indices, by identity or by sample (stratified).
+
+    Validation needs a genuine pair: identities held out are drawn among those with two or
+    more images, and a class of four or more images gives at least two. When no genuine pair
+    can be held out, everything trains and the mode is ``"none"``.
+    """
+    classes, counts = np.unique(data.labels, return_counts=True)
     if config.val_fraction == 0:
         return np.arange(len(data)), np.array([], np.int64), "none"
     mode = config.val_split
@@ -74,16 +84,21 @@ def split_validation(data: LabelledImages, config: TrainConfig,
         if len(classes) - n_val < 2:
             raise DatasetError(f"{len(classes)} identities are too few to hold {n_val} out "
                                f"for validation; use --val-split sample")
-        held = rng.choice(classes, n_val, replace=False)
+        paired = classes[counts >= 2]
+        held = rng.choice(paired if len(paired) >= n_val else classes, n_val, replace=False)
         is_val = np.isin(data.labels, held)
     else:
         is_val = np.zeros(len(data), bool)
         for c in classes:
             members = rng.permutation(np.nonzero(data.labels == c)[0])
             take = int(len(members) * config.val_fraction)
-            if take == 0 and len(members) >= 3:
+            if take < 2 and len(members) >= 4:
+                take = 2
+            elif take == 0 and len(members) >= 3:
                 take = 1
             is_val[members[:take]] = True
+    if not np.any(np.unique(data.labels[is_val], return_counts=True)[1] >= 2):
+        return np.arange(len(data)), np.array([], np.int64), "none"
     return np.nonzero(~is_val)[0], np.nonzero(is_val)[0], mode
 
 
@@ -296,24 +311,34 @@ class Trainer:
         return "val_eer_training"
 
     # -- the run ----------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> RunResult:
+    def run(self, resume: bool = False, overwrite: bool = False) -> RunResult:
         c = self.config
         started = time.time()
+        held = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        if held and not (resume or overwrite):
+            raise InvalidInputError(f"{self.run_dir} already holds a run ({', '.join(held)}); "
+                                    f"use --resume to continue it, --overwrite to replace "
+                                    f"it, or another --out")
         if c.threads:
             torch.set_num_threads(int(c.threads))
         self._load()
+        if c.val_fraction > 0 and self.val_mode == "none":
+            self.progress({"event": "warning", "message": "no identity has two images to hold "
+                           "out for validation: validating on the training images"})
         self._build()
+        if overwrite and not resume:  # only now: bad input must not cost the old run
+            for name in (*RUN_FILES, *OUTPUT_FILES):
+                (self.run_dir / name).unlink(missing_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log: list[dict] = []
         key = self.selection_key
         best: dict = {key: math.inf}
         best_state = None
-        start_epoch = 0
+        start_epoch, stale, stopped = 0, 0, False
         if resume:
-            start_epoch, log, best, best_state = self._restore()
+            start_epoch, log, best, best_state, stale, stopped = self._restore()
         (self.run_dir / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
-        stale = 0
-        for epoch in range(start_epoch, c.epochs):
+        for epoch in range(start_epoch, start_epoch if stopped else c.epochs):
             epoch_start = time.time()
             self.model.train()
             losses, actives = [], []
@@ -339,8 +364,9 @@ class Trainer:
                 handle.writelines(json.dumps(r) + "\n" for r in log)
             self.progress({"event": "epoch", **record, "epochs": c.epochs,
                            "best": improved})
-            self._save_last(epoch + 1, log, best, best_state)
-            if c.patience and stale >= c.patience:
+            stopped = bool(c.patience and stale >= c.patience)
+            self._save_last(epoch + 1, log, best, best_state, stale, stopped)
+            if stopped:
                 self.progress({"event": "early_stop", "epoch": epoch + 1,
                                "best_epoch": best["epoch"]})
                 break
@@ -388,8 +414,10 @@ class Trainer:
                     "config": self.config.to_dict(), "run": info},
                    self.run_dir / "checkpoint.pt")
 
-    def _save_last(self, epoch: int, log: list[dict], best: dict, best_state) -> None:
-        torch.save({"format": CHECKPOINT_FORMAT, "epoch": epoch,
+    def _save_last(self, epoch: int, log: list[dict], best: dict, best_state, stale: int,
+                   stopped: bool) -> None:
+        torch.save({"format": CHECKPOINT_FORMAT, "epoch": epoch, "stale": stale,
+                    "stopped": stopped,
                     "state_dict": self.model.state_dict(),
                     "best_state_dict": best_state or {}, "best": json.dumps(best),
                     "optimizer": self.optimizer.state_dict(),
@@ -401,19 +429,37 @@ class Trainer:
                    self.run_dir / "last.pt")
 
     def _restore(self):
+        """The state saved after the last finished epoch, checked against this config."""
         path = self.run_dir / "last.pt"
         if not path.is_file():
             raise InvalidInputError(f"{path}: nothing to resume")
-        state = torch.load(path, weights_only=True)
-        self.model.load_state_dict(state["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
-        self.generator.set_state(state["torch_rng"])
-        torch.set_rng_state(state["global_torch_rng"])
-        best = json.loads(state["best"])
-        best_state = state["best_state_dict"] or None
-        return int(state["epoch"]), json.loads(state["log"]), best, best_state
+        try:
+            state = torch.load(path, weights_only=True)
+            saved = TrainConfig.from_dict(state["config"]).to_dict()
+        except Exception as exc:  # truncated, not a checkpoint, or from an unknown version
+            raise InvalidInputError(f"{path}: not a resumable checkpoint ({exc}); train "
+                                    f"again with --overwrite") from None
+        current = self.config.to_dict()
+        changed = [f"{name} ({saved.get(name)!r} -> {current[name]!r})" for name in current
+                   if name not in RESUMABLE_CHANGES and saved.get(name) != current[name]]
+        if changed:
+            raise InvalidInputError(f"{path}: --resume needs the run's own options; changed: "
+                                    f"{', '.join(changed)}")
+        try:
+            self.model.load_state_dict(state["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+            self.generator.set_state(state["torch_rng"])
+            torch.set_rng_state(state["global_torch_rng"])
+            best = json.loads(state["best"])
+            best_state = state["best_state_dict"] or None
+            log = json.loads(state["log"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InvalidInputError(f"{path}: does not match this run ({exc})") from None
+        # runs saved before early stopping was recorded resume with a fresh count
+        return (int(state["epoch"]), log, best, best_state, int(state.get("stale", 0)),
+                bool(state.get("stopped", False)))
 
     def _plot(self, log: list[dict]) -> None:
         try:
@@ -442,6 +488,10 @@ class Trainer:
 
 
 def train(config: TrainConfig, progress: Progress | None = None,
-          resume: bool = False) -> RunResult:
-    """Train a model as ``config`` says; see the module docstring for what is written."""
-    return Trainer(config, progress).run(resume=resume)
+          resume: bool = False, overwrite: bool = False) -> RunResult:
+    """Train a model as ``config`` says; see the module docstring for what is written.
+
+    An ``out`` that already holds a run is refused unless ``resume`` (continue it, with the
+    same options) or ``overwrite`` (replace it) is given.
+    """
+    return Trainer(config, progress).run(resume=resume, overwrite=overwrite)

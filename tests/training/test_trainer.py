@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from siamese_edge.errors import ModelError
+from siamese_edge.errors import DatasetError, InvalidInputError, ModelError
 from siamese_edge.runtime.preprocess import normalize
 from siamese_edge.training.checkpoint import load_run
 from siamese_edge.training.config import TrainConfig
@@ -160,6 +160,77 @@ def test_resume_continues_exactly(fashion_mnist_dir, tmp_path):
     assert resumed.info["val_eer"] == pytest.approx(reference.info["val_eer"])
 
 
+def test_resume_keeps_early_stopping_and_a_finished_run_trains_no_more(fashion_mnist_dir,
+                                                                       tmp_path):
+    options = dict(epochs=8, steps_per_epoch=3, batch_size=16, patience=1, lr=0.03,
+                   schedule="constant")
+    reference = train(config(fashion_mnist_dir, tmp_path / "full", **options))
+    stop = len(reference.log)
+    assert 2 <= stop < 8, "this setting must stop early for the test to mean anything"
+
+    def stop_in_last_epoch(event):
+        if event["event"] == "step" and event["epoch"] == stop:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(fashion_mnist_dir, tmp_path / "cut", **options), stop_in_last_epoch)
+    resumed = train(config(fashion_mnist_dir, tmp_path / "cut", **options), resume=True)
+    assert [r["epoch"] for r in resumed.log] == [r["epoch"] for r in reference.log]
+    steps = []
+    again = train(config(fashion_mnist_dir, tmp_path / "full", **options), steps.append,
+                  resume=True)
+    assert not [e for e in steps if e["event"] == "step"] and again.log == reference.log
+    assert again.info["best_epoch"] == reference.info["best_epoch"]
+
+
+def test_an_existing_run_is_kept_unless_overwrite_is_asked(fashion_mnist_dir, tmp_path):
+    out = tmp_path / "r"
+    train(config(fashion_mnist_dir, out, epochs=1, steps_per_epoch=3))
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(InvalidInputError, match="already holds a run"):
+        train(config(fashion_mnist_dir, out, epochs=1, steps_per_epoch=3, seed=1))
+    with pytest.raises(DatasetError):  # bad input with --overwrite: the old run survives
+        train(config(fashion_mnist_dir, out, classes=["nope"]), overwrite=True)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    train(config(fashion_mnist_dir, out, epochs=1, steps_per_epoch=3, seed=1), overwrite=True)
+    assert (out / "checkpoint.pt").read_bytes() != before
+    assert len((out / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_resume_refuses_other_options_and_unreadable_checkpoints(fashion_mnist_dir, tmp_path):
+    out = tmp_path / "r"
+    train(config(fashion_mnist_dir, out, epochs=1, steps_per_epoch=3))
+    with pytest.raises(InvalidInputError, match=r"changed: epochs \(1 -> 2\)"):
+        train(config(fashion_mnist_dir, out, epochs=2, steps_per_epoch=3), resume=True)
+    good = (out / "last.pt").read_bytes()
+    for damaged in (b"garbage", good[:5000]):
+        (out / "last.pt").write_bytes(damaged)
+        with pytest.raises(InvalidInputError, match="not a resumable checkpoint"):
+            train(config(fashion_mnist_dir, out, epochs=1, steps_per_epoch=3), resume=True)
+
+
+def test_validation_always_holds_a_genuine_pair_or_is_dropped():
+    from siamese_edge.data.labelled import LabelledImages
+    from siamese_edge.training.trainer import split_validation
+
+    def split(counts, **options):
+        labels = np.repeat(np.arange(len(counts)), counts)
+        data = LabelledImages(np.zeros((len(labels), 4, 4, 1), np.uint8), labels,
+                              [str(i) for i in range(len(counts))])
+        c = TrainConfig(data="d", out="o", **options)
+        train_idx, val_idx, mode = split_validation(data, c, np.random.default_rng(0))
+        assert len(np.intersect1d(train_idx, val_idx)) == 0
+        assert len(train_idx) + len(val_idx) == len(labels)
+        return labels[val_idx], mode
+
+    held, mode = split([12] * 10, val_split="sample")  # 10 % of 12 is one image per class
+    assert mode == "sample" and np.bincount(held).max() >= 2
+    held, mode = split([1] * 22 + [3] * 3, val_split="identity")  # mostly single images
+    assert mode == "identity" and np.bincount(held).max() >= 2
+    held, mode = split([1] * 6, val_split="sample")  # no genuine pair to hold out
+    assert mode == "none" and len(held) == 0
+
+
 def test_nan_loss_stops_with_a_clear_error(fashion_mnist_dir, tmp_path):
     with pytest.raises(TrainingDivergedError, match="NaN"):
         train(config(fashion_mnist_dir, tmp_path, lr=1e30, schedule="constant", epochs=1))
@@ -215,6 +286,8 @@ def test_cli_train_help_and_bad_options():
     assert result.exit_code == 0 and "--pairs-label-means" in result.output
     result = CliRunner().invoke(train_command, [".", "--out", "x", "--input-size", "big"])
     assert result.exit_code == 2 and "HxW" in result.output
+    result = CliRunner().invoke(train_command, [".", "--out", "x", "--resume", "--overwrite"])
+    assert result.exit_code == 2 and "exclude each other" in result.output
 
 
 def test_cli_train_bad_input_is_one_line(tmp_path):
