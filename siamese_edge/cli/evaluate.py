@@ -100,7 +100,9 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         raise click.BadParameter("must be between 0 and 1", param_hint="--far")
     if bootstrap == 1:
         raise click.BadParameter("0 (none) or at least 2", param_hint="--bootstrap")
-    wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes is not None else None
+    if wanted == []:
+        raise click.BadParameter("names no class", param_hint="--classes")
 
     def progress(done: int, total: int) -> None:
         if not as_json:

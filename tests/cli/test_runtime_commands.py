@@ -168,6 +168,8 @@ def test_evaluate_brackets_intervals_from_resampled_identities(tiny_model, peopl
     assert off.exit_code == 0 and json.loads(off.output)["confidence"] is None
     bad = run("evaluate", "-m", tiny_model, people, "--bootstrap", "1")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+    empty = run("evaluate", "-m", tiny_model, people, "--classes", ",")
+    assert empty.exit_code == 2 and "names no class" in empty.output
 
 
 @pytest.mark.parametrize("option", ["--threshold", "--margin"])
