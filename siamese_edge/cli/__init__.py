@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import sys
 
 import click
@@ -52,6 +53,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except SiameseEdgeError as exc:
             raise UserError(exc) from None
+        except sqlite3.Error as exc:  # a safety net: the gallery names the file and cause
+            raise UserError(SiameseEdgeError(f"gallery database: {exc}")) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -23,6 +23,7 @@ to date incrementally when other processes write. Older files are migrated on op
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -45,7 +46,15 @@ TEMPLATE_DTYPES = ("float32", "float16")
 #: what ``enroll`` does when the identity already exists: add templates, or refuse.
 DUPLICATE_POLICIES = ("add", "refuse")
 MAX_NAME_LENGTH = 200
+#: how long a write waits for another process's write lock before giving up
+BUSY_TIMEOUT_S = 30.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
+# primary SQLite result codes (https://www.sqlite.org/rescode.html)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, \
+    _SQLITE_NOTADB = 5, 6, 8, 11, 13, 26
+_CODES_BY_MESSAGE = {"readonly": _SQLITE_READONLY, "locked": _SQLITE_BUSY,
+                     "malformed": _SQLITE_CORRUPT, "not a database": _SQLITE_NOTADB,
+                     "disk is full": _SQLITE_FULL}
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -134,6 +143,20 @@ class GalleryMatrix:
     starts: np.ndarray  # int64 (len(names),)
 
 
+def _sqlite_errors_as_gallery_errors(method: Callable) -> Callable:
+    """Make a :class:`Gallery` method raise :class:`GalleryError` (naming the file and the
+    cause) instead of the ``sqlite3.Error`` a read-only, locked or damaged file raises."""
+
+    @functools.wraps(method)
+    def guarded(self: Gallery, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _gallery_error(self.path, exc) from None
+
+    return guarded
+
+
 def validate_name(name: str) -> str:
     """An identity name: non-empty, printable, no path separators, at most 200 characters."""
     if not isinstance(name, str) or not name.strip():
@@ -195,7 +218,7 @@ class Gallery:
             raise GalleryError(f"{path}: no such gallery (enroll identities first)")
         try:
             mode = "ro" if read_only else "rwc" if create else "rw"
-            db = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=30.0,
+            db = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=BUSY_TIMEOUT_S,
                                  isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA foreign_keys = ON")
             gallery = cls(db, path, read_only)
@@ -207,8 +230,8 @@ class Gallery:
             except BaseException:
                 db.close()
                 raise
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{path}: not a usable gallery ({exc})") from None
+        except sqlite3.Error as exc:
+            raise _gallery_error(path, exc) from None
         return gallery
 
     def _create(self, model: ModelInfo, template_dtype: str) -> None:
@@ -236,8 +259,8 @@ class Gallery:
     def _read_meta(self) -> dict[str, str]:
         try:
             return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as exc:
-            if "malformed" in str(exc) or "not a database" in str(exc):
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
                 raise
             raise GalleryError(f"{self.path}: an SQLite file, but not a siamese-edge "
                                f"gallery") from None
@@ -290,6 +313,7 @@ class Gallery:
         return self.meta.get("template_dtype", "float32")
 
     # -- context management -----------------------------------------------------------------
+    @_sqlite_errors_as_gallery_errors
     def close(self) -> None:
         self._db.close()
 
@@ -315,6 +339,7 @@ class Gallery:
         return before
 
     # -- writing --------------------------------------------------------------------------
+    @_sqlite_errors_as_gallery_errors
     def enroll(self, name: str, embeddings: np.ndarray, sources: Sequence[str | None] | None = None,
                metadata: dict[str, Any] | None = None, *,
                qualities: Sequence[float | None] | None = None,
@@ -397,6 +422,7 @@ class Gallery:
             raise UnknownIdentityError(f"no identity named {name!r} in {self.path}")
         return int(row[0])
 
+    @_sqlite_errors_as_gallery_errors
     def remove(self, name: str) -> int:
         """Remove an identity and its templates; returns how many templates went."""
         self._require_writable()
@@ -410,6 +436,7 @@ class Gallery:
                            forget_label=identity_id)
         return len(ids)
 
+    @_sqlite_errors_as_gallery_errors
     def remove_template(self, template_id: int, name: str | None = None) -> str:
         """Remove one template (of ``name``, when given); returns its identity's name.
 
@@ -428,6 +455,7 @@ class Gallery:
         self._after_change(revision, lambda index: index.remove([int(template_id)]))
         return row[0]
 
+    @_sqlite_errors_as_gallery_errors
     def rename(self, old: str, new: str) -> None:
         """Rename identity ``old`` to ``new`` (which must not exist)."""
         self._require_writable()
@@ -440,6 +468,7 @@ class Gallery:
             revision = self._bump_revision()
         self._after_change(revision, lambda index: None, rename=(identity_id, new))
 
+    @_sqlite_errors_as_gallery_errors
     def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         """Replace the free-form JSON metadata of ``name``."""
         self._require_writable()
@@ -470,15 +499,18 @@ class Gallery:
         self._seen_revision = str(int(revision_before) + 1)
 
     # -- reading --------------------------------------------------------------------------
+    @_sqlite_errors_as_gallery_errors
     def meta_value(self, key: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise GalleryError(f"{self.path}: gallery metadata lacks {key!r}")
         return row[0]
 
+    @_sqlite_errors_as_gallery_errors
     def names(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT name FROM identities ORDER BY name")]
 
+    @_sqlite_errors_as_gallery_errors
     def counts(self) -> dict[str, int]:
         """Templates per identity."""
         rows = self._db.execute(
@@ -486,10 +518,12 @@ class Gallery:
             "ON t.identity_id = i.id GROUP BY i.id ORDER BY i.name")
         return {name: int(n) for name, n in rows}
 
+    @_sqlite_errors_as_gallery_errors
     def __contains__(self, name: object) -> bool:
         return self._db.execute("SELECT 1 FROM identities WHERE name = ?",
                                 (name,)).fetchone() is not None
 
+    @_sqlite_errors_as_gallery_errors
     def templates(self, name: str | None = None) -> list[TemplateRecord]:
         """Template records (of ``name``, or all), ordered by identity then id."""
         query = ("SELECT t.id, i.name, t.source, t.created, t.quality FROM templates t "
@@ -502,6 +536,7 @@ class Gallery:
         return [TemplateRecord(int(i), n, s, float(c), None if q is None else float(q))
                 for i, n, s, c, q in rows]
 
+    @_sqlite_errors_as_gallery_errors
     def identity(self, name: str) -> IdentityRecord:
         """One identity: its metadata and template records."""
         row = self._db.execute("SELECT name, created, metadata FROM identities WHERE name = ?",
@@ -511,6 +546,7 @@ class Gallery:
         return IdentityRecord(row[0], float(row[1]), _parse_metadata(row[2]),
                               self.templates(name))
 
+    @_sqlite_errors_as_gallery_errors
     def embeddings(self, template_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of ``template_ids`` as float32 ``(N, D)``, in that order."""
         out = np.empty((len(template_ids), self.embedding_dim), np.float32)
@@ -522,6 +558,7 @@ class Gallery:
             out[i] = self._decode(row[0], str(template_id))
         return out
 
+    @_sqlite_errors_as_gallery_errors
     def stats(self) -> dict[str, Any]:
         """Counts, sizes and the model binding, for ``gallery stats``."""
         counts = self.counts()
@@ -552,6 +589,7 @@ class Gallery:
             raise GalleryError(f"{self.path}: template {what} holds non-finite values")
         return vector
 
+    @_sqlite_errors_as_gallery_errors
     def matrix(self) -> GalleryMatrix:
         """All templates as one contiguous float32 matrix, ordered by identity (cached)."""
         if self._matrix is None:
@@ -573,6 +611,7 @@ class Gallery:
         return self._matrix
 
     # -- the in-memory search index -------------------------------------------------------
+    @_sqlite_errors_as_gallery_errors
     def index(self) -> SearchIndex:
         """The templates as a :class:`SearchIndex` (labels are identity keys, see
         :meth:`label_names`): loaded once, then brought up to date incrementally with our
@@ -628,7 +667,22 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        """Undo what is left of the transaction, without hiding the error that ended it."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
 
 def _file_uri(path: Path, mode: str) -> str:
@@ -648,6 +702,31 @@ def _check_is_sqlite(path: Path) -> None:
         raise GalleryError(f"{path}: cannot read ({exc.strerror})") from None
     if header != _SQLITE_HEADER:
         raise GalleryError(f"{path}: not a gallery (not an SQLite file)")
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    """The primary result code of ``exc`` (from its message before Python 3.11)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF
+    return next((c for words, c in _CODES_BY_MESSAGE.items() if words in str(exc)), 0)
+
+
+def _gallery_error(path: Path, exc: sqlite3.Error) -> GalleryError:
+    """A one-line error for an SQLite failure on the gallery at ``path``."""
+    code = _primary_code(exc)
+    text = str(exc)
+    if code == _SQLITE_READONLY:
+        return GalleryError(f"{path}: the gallery is read-only (no write permission on the "
+                            f"file or its folder)")
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return GalleryError(f"{path}: the gallery is locked by another process (waited "
+                            f"{BUSY_TIMEOUT_S:g} s); try again when it is done")
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return GalleryError(f"{path}: not a usable gallery, the file is corrupt ({text})")
+    if code == _SQLITE_FULL:
+        return GalleryError(f"{path}: the disk is full; the gallery is unchanged")
+    return GalleryError(f"{path}: gallery error ({text})")
 
 
 def _metadata_json(metadata: dict[str, Any] | None) -> str:

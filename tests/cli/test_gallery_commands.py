@@ -64,7 +64,8 @@ def test_export_import_reembed_and_duplicates(tmp_path, gallery, tiny_model, oth
     assert json.loads(result.output)["results"][0]["answer"] == "ann"
 
 
-@pytest.mark.parametrize("case", ["truncated", "garbage", "plain-sqlite", "newer"])
+@pytest.mark.parametrize("case", ["truncated", "garbage", "plain-sqlite", "newer",
+                                  "damaged-page"])
 def test_broken_gallery_files_are_one_line_errors_and_untouched(tmp_path, gallery, case):
     import sqlite3
 
@@ -81,6 +82,10 @@ def test_broken_gallery_files_are_one_line_errors_and_untouched(tmp_path, galler
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
         db.commit()
         db.close()
+    elif case == "damaged-page":  # the identities table: opening still works, reading not
+        data = bytearray(gallery.read_bytes())
+        data[4096 * 3:4096 * 3 + 64] = b"\x07" * 64
+        path.write_bytes(bytes(data))
     else:
         path.mkdir()
     before = None if path.is_dir() else path.read_bytes()
@@ -114,3 +119,17 @@ def test_enroll_metadata_float16_and_set_metadata(tmp_path, tiny_model):
         assert result.exit_code == 2 and "metadata" in result.output
     assert run("gallery", "set-metadata", "-g", path, "nobody", "{}").exit_code == 1
     assert path.read_bytes() == before
+
+
+def test_an_sqlite_error_that_escapes_the_gallery_is_still_one_line(gallery, monkeypatch):
+    import sqlite3
+
+    from siamese_edge.runtime.gallery import Gallery
+
+    def counts(self):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Gallery, "counts", counts)
+    result = run("gallery", "list", "-g", gallery)
+    assert result.exit_code == 1
+    assert result.output == "error: gallery database: disk I/O error\n"

@@ -1,5 +1,10 @@
 import hashlib
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +14,7 @@ import pytest
 from siamese_edge.errors import GalleryError, InvalidInputError, ModelMismatchError, \
     UnknownIdentityError
 from siamese_edge.model_info import ModelInfo, Preprocessing
+from siamese_edge.runtime import gallery as gallery_module
 from siamese_edge.runtime.gallery import Gallery
 
 INFO = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=4, threshold=0.5,
@@ -122,3 +128,112 @@ def test_uri_characters_in_the_file_name_name_that_file(tmp_path, name):
         Gallery.open(tmp_path / "new?.sqlite", None, create=False, read_only=True)
     files = {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}
     assert files == {"site", "what", "aA.sqlite", name}
+
+
+def damage_page(path: Path, page: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(4096 * (page - 1))
+        handle.write(b"\x07" * 64)
+
+
+def test_a_damaged_page_past_the_meta_table_is_a_gallery_error(tmp_path):
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    damage_page(path, 4)  # the identities table; opening reads only the meta table
+    before = digest(path)
+    for read_only in (True, False):
+        with Gallery.open(path, INFO, create=False, read_only=read_only) as g:
+            with pytest.raises(GalleryError, match="g.sqlite: .*corrupt"):
+                g.counts()
+            with pytest.raises(GalleryError, match="corrupt"):
+                g.identity("bob")
+            if not read_only:
+                with pytest.raises(GalleryError, match="corrupt"):
+                    g.remove("bob")
+    assert digest(path) == before
+
+
+def test_a_write_lock_held_too_long_is_a_gallery_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(gallery_module, "BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(GalleryError, match="g.sqlite: .*locked by another process"):
+                g.enroll("ann", unit([[0, 1, 0, 0]]))
+            with pytest.raises(GalleryError, match="locked by another process"):
+                g.rename("bob", "rob")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        g.enroll("ann", unit([[0, 1, 0, 0]]))  # the connection is still usable
+        assert g.counts() == {"ann": 1, "bob": 1}
+
+
+@pytest.fixture()
+def shared_dir():
+    """A folder an unprivileged user can reach (pytest's tmp_path is private to its user)."""
+    path = Path(tempfile.mkdtemp(prefix="gallery-test-"))
+    path.chmod(0o777)
+    yield path
+    for folder in [path, *path.rglob("*")]:
+        if folder.is_dir():
+            folder.chmod(0o755)
+    shutil.rmtree(path)
+
+
+# Opens the gallery argv[1] (writable unless argv[2] is "ro") and does each of argv[3:]
+# (read, index, enroll, rename), printing the outcome of each on one line.
+UNPRIVILEGED = """
+import sys, numpy as np
+from siamese_edge.errors import GalleryError
+from siamese_edge.runtime.gallery import Gallery
+try:
+    g = Gallery.open(sys.argv[1], None, create=False, read_only=sys.argv[2] == "ro")
+except GalleryError as exc:
+    sys.exit(print("open:", exc))
+for action in sys.argv[3:]:
+    try:
+        if action == "read":
+            print("read:", g.counts())
+        elif action == "index":
+            print("index:", len(g.index()))
+        elif action == "enroll":
+            print("enroll:", g.enroll("ann", np.ones((1, 4))))
+        elif action == "rename":
+            print("rename:", g.rename("bob", "rob"))
+    except GalleryError as exc:
+        print(f"{action}: GalleryError: {exc}")
+g.close()
+"""
+
+
+def run_unprivileged(*args) -> list[str]:
+    """Run UNPRIVILEGED as a user that file permissions bind (root ignores them)."""
+    as_nobody = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop the privilege")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = dict(os.environ, PYTHONPATH=str(Path(gallery_module.__file__).parents[2]))
+    result = subprocess.run([*as_nobody, sys.executable, "-c", UNPRIVILEGED, *map(str, args)],
+                            capture_output=True, text=True, env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file permissions as POSIX has them")
+def test_writing_to_a_read_only_gallery_file_is_a_gallery_error(shared_dir):
+    path = shared_dir / "g.sqlite"
+    with Gallery.open(path, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    path.chmod(0o444)
+    before = digest(path)
+    lines = run_unprivileged(path, "rw", "enroll", "rename", "read")
+    assert lines[:2] == [f"{action}: GalleryError: {path}: the gallery is read-only (no write "
+                         f"permission on the file or its folder)" for action in ("enroll", "rename")]
+    assert lines[2] == "read: {'bob': 1}"
+    assert digest(path) == before
