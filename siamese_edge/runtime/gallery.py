@@ -51,7 +51,7 @@ BUSY_TIMEOUT_S = 30.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # primary SQLite result codes (https://www.sqlite.org/rescode.html)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, \
-    _SQLITE_NOTADB = 5, 6, 8, 11, 13, 26
+    _SQLITE_CANTOPEN, _SQLITE_NOTADB = 5, 6, 8, 11, 13, 14, 26
 _CODES_BY_MESSAGE = {"readonly": _SQLITE_READONLY, "locked": _SQLITE_BUSY,
                      "malformed": _SQLITE_CORRUPT, "not a database": _SQLITE_NOTADB,
                      "disk is full": _SQLITE_FULL}
@@ -191,6 +191,7 @@ class Gallery:
         self._seen_template = 0
         self._data_version = -1
         self._dirty = False
+        self._read_only_error = GalleryError(f"{path}: opened read-only")
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
@@ -216,22 +217,55 @@ class Gallery:
             _check_is_sqlite(path)
         elif not create or read_only or model is None:
             raise GalleryError(f"{path}: no such gallery (enroll identities first)")
+        mode = "ro" if read_only else "rwc" if create else "rw"
         try:
-            mode = "ro" if read_only else "rwc" if create else "rw"
-            db = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=BUSY_TIMEOUT_S,
-                                 isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA foreign_keys = ON")
-            gallery = cls(db, path, read_only)
+            return cls._connect(path, mode, model, template_dtype, create=not exists)
+        except sqlite3.Error as exc:
+            if not exists or not _refused_as_read_only(exc):
+                raise _gallery_error(path, exc) from None
+        return cls._open_read_only_storage(path, model, try_read_only=mode != "ro")
+
+    @classmethod
+    def _open_read_only_storage(cls, path: Path, model: ModelInfo | None,
+                                try_read_only: bool) -> Gallery:
+        """Open a read-only file, or one on read-only storage where SQLite cannot create the
+        -shm file WAL readers share: without that file if need be (immutable: nobody writes),
+        unless committed changes wait in the -wal file, which an immutable reader would miss.
+        """
+        if try_read_only:
             try:
-                if exists:
-                    gallery._check_schema_and_model(model)
-                else:
-                    gallery._create(model, template_dtype)
-            except BaseException:
-                db.close()
-                raise
+                return cls._connect(path, "ro", model, "float32", writable=False)
+            except sqlite3.Error as exc:
+                if not _refused_as_read_only(exc):
+                    raise _gallery_error(path, exc) from None
+        wal = Path(f"{path}-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise GalleryError(f"{path}: on read-only storage with changes still in its -wal "
+                               f"file; open it once where it can be written")
+        try:
+            return cls._connect(path, "ro&immutable=1", model, "float32", writable=False)
         except sqlite3.Error as exc:
             raise _gallery_error(path, exc) from None
+
+    @classmethod
+    def _connect(cls, path: Path, mode: str, model: ModelInfo | None, template_dtype: str,
+                 create: bool = False, writable: bool = True) -> Gallery:
+        """Connect in URI ``mode``; ``writable=False``: the file or its storage is read-only,
+        so read-only ``mode`` is all there is."""
+        db = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=BUSY_TIMEOUT_S,
+                             isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            gallery = cls(db, path, read_only=mode.startswith("ro"))
+            if not writable:
+                gallery._read_only_error = _read_only_error(path)
+            if create:
+                gallery._create(model, template_dtype)
+            else:
+                gallery._check_schema_and_model(model)
+        except BaseException:
+            db.close()
+            raise
         return gallery
 
     def _create(self, model: ModelInfo, template_dtype: str) -> None:
@@ -328,7 +362,7 @@ class Gallery:
 
     def _require_writable(self) -> None:
         if self.read_only:
-            raise GalleryError(f"{self.path}: opened read-only")
+            raise self._read_only_error
 
     def _bump_revision(self) -> str:
         """Within a write transaction: the revision before this change (then bump it)."""
@@ -687,7 +721,8 @@ class _Transaction:
 
 def _file_uri(path: Path, mode: str) -> str:
     """An SQLite URI for ``path``: escaped, so that '?', '#' or '%' in a file name are part of
-    the name instead of starting a query or fragment, or being decoded."""
+    the name instead of starting a query or fragment, or being decoded. ``mode`` is ``ro``,
+    ``rw`` or ``rwc``, optionally followed by more parameters (``ro&immutable=1``)."""
     return f"{path.resolve().as_uri()}?mode={mode}"
 
 
@@ -712,13 +747,22 @@ def _primary_code(exc: sqlite3.Error) -> int:
     return next((c for words, c in _CODES_BY_MESSAGE.items() if words in str(exc)), 0)
 
 
+def _refused_as_read_only(exc: sqlite3.Error) -> bool:
+    """Whether SQLite could not open or read a file for want of write permission."""
+    return _primary_code(exc) in (_SQLITE_READONLY, _SQLITE_CANTOPEN)
+
+
+def _read_only_error(path: Path) -> GalleryError:
+    return GalleryError(f"{path}: the gallery is read-only (no write permission on the file "
+                        f"or its folder)")
+
+
 def _gallery_error(path: Path, exc: sqlite3.Error) -> GalleryError:
     """A one-line error for an SQLite failure on the gallery at ``path``."""
     code = _primary_code(exc)
     text = str(exc)
     if code == _SQLITE_READONLY:
-        return GalleryError(f"{path}: the gallery is read-only (no write permission on the "
-                            f"file or its folder)")
+        return _read_only_error(path)
     if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
         return GalleryError(f"{path}: the gallery is locked by another process (waited "
                             f"{BUSY_TIMEOUT_S:g} s); try again when it is done")

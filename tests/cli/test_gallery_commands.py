@@ -1,6 +1,12 @@
 """siamese-edge gallery ... through the CLI."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -133,3 +139,31 @@ def test_an_sqlite_error_that_escapes_the_gallery_is_still_one_line(gallery, mon
     result = run("gallery", "list", "-g", gallery)
     assert result.exit_code == 1
     assert result.output == "error: gallery database: disk I/O error\n"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file permissions as POSIX has them")
+def test_list_and_verify_a_gallery_on_read_only_storage(gallery, tiny_model, tmp_path):
+    # e.g. a read-only root filesystem; as an unprivileged user, since root ignores the modes
+    as_nobody = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop the privilege")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    media = Path(tempfile.mkdtemp(prefix="gallery-test-"))
+    try:
+        for source in (gallery, tiny_model, tmp_path / "people" / "ann" / "0.png"):
+            shutil.copy(source, media)
+            (media / source.name).chmod(0o444)
+        media.chmod(0o555)
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+        cli_main = "from siamese_edge.cli import main; main()"
+        for args in (("gallery", "list", "-g", "g.sqlite", "--json"),
+                     ("verify", "-m", "tiny.onnx", "-g", "g.sqlite", "--json", "0.png")):
+            result = subprocess.run([*as_nobody, sys.executable, "-c", cli_main, *args],
+                                    capture_output=True, text=True, cwd=media, env=env)
+            assert result.returncode == 0, result.stderr
+            json.loads(result.stdout)
+        assert sorted(p.name for p in media.iterdir()) == ["0.png", "g.sqlite", "tiny.onnx"]
+    finally:
+        media.chmod(0o755)
+        shutil.rmtree(media)

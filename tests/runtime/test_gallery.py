@@ -237,3 +237,35 @@ def test_writing_to_a_read_only_gallery_file_is_a_gallery_error(shared_dir):
                          f"permission on the file or its folder)" for action in ("enroll", "rename")]
     assert lines[2] == "read: {'bob': 1}"
     assert digest(path) == before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file permissions as POSIX has them")
+def test_a_gallery_on_read_only_storage_can_be_read(shared_dir):
+    folder = shared_dir / "media"
+    folder.mkdir()
+    path = folder / "g.sqlite"
+    with Gallery.open(path, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    path.chmod(0o444)
+    folder.chmod(0o555)  # no -shm file can be made next to it
+    before = digest(path)
+    assert run_unprivileged(path, "ro", "read", "index") == ["read: {'bob': 1}", "index: 1"]
+    lines = run_unprivileged(path, "rw", "read", "index", "rename")
+    assert lines[:2] == ["read: {'bob': 1}", "index: 1"]
+    assert lines[2] == f"rename: GalleryError: {path}: the gallery is read-only (no write " \
+                       f"permission on the file or its folder)"
+    assert digest(path) == before and sorted(p.name for p in folder.iterdir()) == ["g.sqlite"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file permissions as POSIX has them")
+def test_read_only_storage_with_unmerged_changes_is_refused_not_misread(shared_dir):
+    folder = shared_dir / "media"
+    folder.mkdir()
+    with Gallery.open(shared_dir / "g.sqlite", INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+        shutil.copy(shared_dir / "g.sqlite", folder)  # copied while open: bob is in the -wal
+        shutil.copy(shared_dir / "g.sqlite-wal", folder)
+    folder.chmod(0o555)
+    lines = run_unprivileged(folder / "g.sqlite", "ro", "read")
+    assert lines == [f"open: {folder / 'g.sqlite'}: on read-only storage with changes still in "
+                     f"its -wal file; open it once where it can be written"]
