@@ -77,7 +77,7 @@ def show(gallery: str, as_json: bool, name: str) -> None:
 def rename(gallery: str, as_json: bool, old: str, new: str) -> None:
     """Rename identity OLD to NEW."""
     with _open(gallery, writable=True) as store:
-        store.rename(old, new)
+        new = store.rename(old, new)
     if as_json:
         print_json({"renamed": {"from": old, "to": new}})
     else:

@@ -157,11 +157,17 @@ def _sqlite_errors_as_gallery_errors(method: Callable) -> Callable:
     return guarded
 
 
+def normalize_name(name: str) -> str:
+    """``name`` as the gallery stores it (NFC, no surrounding blanks); look names up by this,
+    so that 'café' typed decomposed, or ' bob', finds what was enrolled."""
+    return unicodedata.normalize("NFC", name.strip())
+
+
 def validate_name(name: str) -> str:
     """An identity name: non-empty, printable, no path separators, at most 200 characters."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError("identity name is empty")
-    name = unicodedata.normalize("NFC", name.strip())
+    name = normalize_name(name)
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInputError(f"identity name longer than {MAX_NAME_LENGTH} characters")
     if any(c in "/\\" for c in name):
@@ -451,6 +457,7 @@ class Gallery:
         return embeddings / norms[:, None]
 
     def _identity_id(self, name: str) -> int:
+        name = normalize_name(name)
         row = self._db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise UnknownIdentityError(f"no identity named {name!r} in {self.path}")
@@ -477,6 +484,8 @@ class Gallery:
         An identity left without templates stays, with its metadata, until removed.
         """
         self._require_writable()
+        if name is not None:
+            name = normalize_name(name)
         with self._transaction():
             row = self._db.execute(
                 "SELECT i.name FROM templates t JOIN identities i ON t.identity_id = i.id "
@@ -490,10 +499,11 @@ class Gallery:
         return row[0]
 
     @_sqlite_errors_as_gallery_errors
-    def rename(self, old: str, new: str) -> None:
-        """Rename identity ``old`` to ``new`` (which must not exist)."""
+    def rename(self, old: str, new: str) -> str:
+        """Rename identity ``old`` to ``new`` (which must not exist); returns the new name as
+        stored."""
         self._require_writable()
-        new = validate_name(new)
+        old, new = normalize_name(old), validate_name(new)
         with self._transaction():
             identity_id = self._identity_id(old)
             if new != old and new in self:
@@ -501,6 +511,7 @@ class Gallery:
             self._db.execute("UPDATE identities SET name = ? WHERE id = ?", (new, identity_id))
             revision = self._bump_revision()
         self._after_change(revision, lambda index: None, rename=(identity_id, new))
+        return new
 
     @_sqlite_errors_as_gallery_errors
     def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
@@ -554,8 +565,10 @@ class Gallery:
 
     @_sqlite_errors_as_gallery_errors
     def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
         return self._db.execute("SELECT 1 FROM identities WHERE name = ?",
-                                (name,)).fetchone() is not None
+                                (normalize_name(name),)).fetchone() is not None
 
     @_sqlite_errors_as_gallery_errors
     def templates(self, name: str | None = None) -> list[TemplateRecord]:
@@ -563,6 +576,7 @@ class Gallery:
         query = ("SELECT t.id, i.name, t.source, t.created, t.quality FROM templates t "
                  "JOIN identities i ON t.identity_id = i.id")
         if name is not None:
+            name = normalize_name(name)
             self._identity_id(name)
             rows = self._db.execute(query + " WHERE i.name = ? ORDER BY t.id", (name,))
         else:
@@ -573,6 +587,7 @@ class Gallery:
     @_sqlite_errors_as_gallery_errors
     def identity(self, name: str) -> IdentityRecord:
         """One identity: its metadata and template records."""
+        name = normalize_name(name)
         row = self._db.execute("SELECT name, created, metadata FROM identities WHERE name = ?",
                                (name,)).fetchone()
         if row is None:

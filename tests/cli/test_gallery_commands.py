@@ -50,6 +50,15 @@ def test_list_show_rename_remove_stats(gallery):
     assert "1 identities, 1 templates" in run("gallery", "list", "-g", gallery).output
 
 
+def test_rename_reports_the_name_as_stored(gallery):
+    result = run("gallery", "rename", "-g", gallery, "ann", " anna ", "--json")
+    assert json.loads(result.output) == {"renamed": {"from": "ann", "to": "anna"}}
+    assert run("gallery", "rename", "-g", gallery, "anna", "cafe\u0301").output \
+        == "renamed anna -> caf\u00e9\n"
+    assert json.loads(run("gallery", "list", "-g", gallery, "--json").output)["identities"] \
+        == {"ben": 2, "caf\u00e9": 2}
+
+
 def test_export_import_reembed_and_duplicates(tmp_path, gallery, tiny_model, other_tiny_model):
     out = tmp_path / "e.npz"
     assert run("gallery", "export", "-g", gallery, out).exit_code == 0

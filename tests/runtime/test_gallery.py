@@ -269,3 +269,21 @@ def test_read_only_storage_with_unmerged_changes_is_refused_not_misread(shared_d
     lines = run_unprivileged(folder / "g.sqlite", "ro", "read")
     assert lines == [f"open: {folder / 'g.sqlite'}: on read-only storage with changes still in "
                      f"its -wal file; open it once where it can be written"]
+
+
+def test_names_are_looked_up_as_they_are_stored(tmp_path):
+    decomposed, composed = "cafe\u0301", "caf\u00e9"  # macOS folder names are decomposed
+    with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
+        g.enroll(decomposed, unit([[1, 0, 0, 0], [1, 1, 0, 0]]))
+        g.enroll(" bob", unit([[0, 1, 0, 0]]))
+        assert g.names() == ["bob", composed]
+        assert decomposed in g and " bob " in g and 7 not in g
+        assert g.identity(decomposed).name == composed
+        first = g.templates(decomposed)[0].id
+        assert g.remove_template(first, decomposed) == composed
+        g.set_metadata(" bob ", {"badge": 1})
+        assert g.identity("bob").metadata == {"badge": 1}
+        assert g.rename("bob ", " robert ") == "robert"
+        assert g.rename(decomposed, decomposed) == composed  # renaming to itself: no clash
+        assert g.remove(composed + " ") == 1
+        assert g.counts() == {"robert": 1}
