@@ -219,13 +219,14 @@ class Gallery:
                                     f"{', '.join(TEMPLATE_DTYPES)}")
         path = Path(path)
         exists = path.exists()
+        may_create = create and not read_only and model is not None
         if exists:
             _check_is_sqlite(path)
-        elif not create or read_only or model is None:
+        elif not may_create:
             raise GalleryError(f"{path}: no such gallery (enroll identities first)")
         mode = "ro" if read_only else "rwc" if create else "rw"
         try:
-            return cls._connect(path, mode, model, template_dtype, create=not exists)
+            return cls._connect(path, mode, model, template_dtype, create=may_create)
         except sqlite3.Error as exc:
             if not exists or not _refused_as_read_only(exc):
                 raise _gallery_error(path, exc) from None
@@ -266,16 +267,22 @@ class Gallery:
             if not writable:
                 gallery._read_only_error = _read_only_error(path)
             if create:
-                gallery._create(model, template_dtype)
-            else:
-                gallery._check_schema_and_model(model)
+                gallery._create_if_empty(model, template_dtype)
+            gallery._check_schema_and_model(model)
         except BaseException:
             db.close()
             raise
         return gallery
 
-    def _create(self, model: ModelInfo, template_dtype: str) -> None:
-        self._db.execute("PRAGMA journal_mode = WAL")
+    def _is_empty(self) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
+
+    def _create_if_empty(self, model: ModelInfo, template_dtype: str) -> None:
+        """Give a new (or empty) file the schema. Processes that race to create one gallery
+        take turns at the write lock, and those that come later find the schema made."""
+        if not self._is_empty():
+            return
+        self._use_wal()
         pre = model.preprocessing
         meta = {
             "schema_version": str(SCHEMA_VERSION),
@@ -290,11 +297,25 @@ class Gallery:
             "created": str(time.time()),
         }
         with self._transaction():
+            if not self._is_empty():
+                return
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             self._db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        self.meta = meta
+
+    def _use_wal(self) -> None:
+        """Switch to WAL. That takes an exclusive lock, and SQLite answers "busy" at once,
+        without waiting, when another process switching at the same time holds the lock."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if _primary_code(exc) != _SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _read_meta(self) -> dict[str, str]:
         try:
@@ -302,6 +323,9 @@ class Gallery:
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 raise
+            if self._is_empty():
+                raise GalleryError(f"{self.path}: an empty file, not a gallery (enroll "
+                                   f"identities first)") from None
             raise GalleryError(f"{self.path}: an SQLite file, but not a siamese-edge "
                                f"gallery") from None
 
@@ -750,7 +774,7 @@ def _check_is_sqlite(path: Path) -> None:
             header = handle.read(len(_SQLITE_HEADER))
     except OSError as exc:
         raise GalleryError(f"{path}: cannot read ({exc.strerror})") from None
-    if header != _SQLITE_HEADER:
+    if header and header != _SQLITE_HEADER:  # empty: being created, or an empty database
         raise GalleryError(f"{path}: not a gallery (not an SQLite file)")
 
 

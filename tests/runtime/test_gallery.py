@@ -287,3 +287,18 @@ def test_names_are_looked_up_as_they_are_stored(tmp_path):
         assert g.rename(decomposed, decomposed) == composed  # renaming to itself: no clash
         assert g.remove(composed + " ") == 1
         assert g.counts() == {"robert": 1}
+
+
+def test_an_empty_file_or_database_becomes_a_gallery_when_enrolling(tmp_path):
+    empty, schemaless = tmp_path / "empty.sqlite", tmp_path / "schemaless.sqlite"
+    empty.touch()  # what another process creating the gallery leaves for a moment
+    sqlite3.connect(schemaless).execute("PRAGMA user_version = 1").connection.close()
+    for path in (empty, schemaless):
+        with pytest.raises(GalleryError, match="an empty file, not a gallery"):
+            Gallery.open(path, None, create=False, read_only=True)
+        with pytest.raises(GalleryError, match="an empty file, not a gallery"):
+            Gallery.open(path, INFO, create=False)
+        with Gallery.open(path, INFO) as g:
+            g.enroll("bob", unit([[1, 0, 0, 0]]))
+        with Gallery.open(path, INFO, read_only=True) as g:
+            assert g.counts() == {"bob": 1}

@@ -109,6 +109,39 @@ def test_two_enrollers_and_four_verifiers_at_once(tmp_path):
         assert ids == list(range(len(ids))) and ids
 
 
+# Waits until the UNIX time argv[3], then creates-or-opens the gallery argv[1] and enrols
+# argv[2] into it: many of these at once race to create the same new gallery.
+RACER = """
+import sys, time, numpy as np
+from siamese_edge.errors import SiameseEdgeError
+from siamese_edge.model_info import ModelInfo, Preprocessing
+from siamese_edge.runtime.gallery import Gallery
+info = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=8, threshold=0.5,
+                 fingerprint="sha256:" + "c" * 64, name="rel")
+time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
+try:
+    with Gallery.open(sys.argv[1], info) as g:
+        g.enroll(sys.argv[2], np.ones((1, 8)))
+    print("ok")
+except SiameseEdgeError as exc:
+    print(exc)
+"""
+
+
+def test_processes_racing_to_create_one_gallery_all_enrol(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    for trial in range(3):
+        path = tmp_path / f"race{trial}.sqlite"
+        start = time.time() + 2  # after every racer has imported numpy
+        racers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), f"p{i}",
+                                    str(start)], stdout=subprocess.PIPE, env=env)
+                  for i in range(8)]
+        outcomes = [r.communicate(timeout=60)[0].decode().strip() for r in racers]
+        assert outcomes == ["ok"] * 8
+        with Gallery.open(path, INFO, create=False) as g:
+            assert g.counts() == {f"p{i}": 1 for i in range(8)}
+
+
 names = st.sampled_from(["ann", "bob", "cat", "dan"])
 vectors = st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=8, max_size=8) \
     .filter(lambda v: np.linalg.norm(v) > 0.1)
