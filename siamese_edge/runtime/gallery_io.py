@@ -194,12 +194,32 @@ def reembed_gallery(embedder, source: Gallery, target: str | os.PathLike[str],
     """Re-embed the stored source image of every template with ``embedder``'s model into a
     new gallery ``target``: the only way across a model change, since embeddings of two
     models are not comparable. Templates whose source is unknown or unreadable are reported
-    in ``missing``; identity metadata and template qualities carry over.
+    in ``missing``; identity metadata and template qualities carry over. The gallery is
+    built next to ``target`` and appears there only when complete.
+
+    Raises:
+        InvalidInputError: ``target`` exists (it is never written into).
     """
+    target = Path(target)
+    if target.resolve() == Path(source.path).resolve():
+        raise InvalidInputError("reembed writes a new gallery; give another --out path")
+    if target.exists():
+        raise InvalidInputError(f"{target}: already exists; reembed writes a new gallery, "
+                                f"give an --out path that does not exist")
+    partial = target.with_name(target.name + ".partial")
+    _remove_gallery_file(partial)  # left by an interrupted run
+    try:
+        report = _reembed_into(embedder, source, partial, on_duplicate)
+    except BaseException:
+        _remove_gallery_file(partial)
+        raise
+    _publish(partial, target)
+    return report
+
+
+def _reembed_into(embedder, source: Gallery, target: Path, on_duplicate: str) -> ReembedReport:
     from siamese_edge.runtime.imageio import read_image
 
-    if Path(target).resolve() == Path(source.path).resolve():
-        raise InvalidInputError("reembed writes a new gallery; give another --out path")
     report = ReembedReport()
     with Gallery.open(target, embedder.info) as out:
         for name in source.names():
@@ -221,3 +241,21 @@ def reembed_gallery(embedder, source: Gallery, target: str | os.PathLike[str],
                        on_duplicate=on_duplicate)
             report.reembedded[name] = len(kept)
     return report
+
+
+def _remove_gallery_file(path: Path) -> None:
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+
+
+def _publish(partial: Path, target: Path) -> None:
+    """Move the finished gallery to ``target``, never over a file that appeared meanwhile."""
+    try:
+        os.link(partial, target)
+    except FileExistsError:
+        raise GalleryError(f"{target}: appeared while re-embedding; the new gallery is left "
+                           f"in {partial}") from None
+    except OSError:  # no hard links on this file system: the check at the start must do
+        os.replace(partial, target)
+        return
+    partial.unlink()

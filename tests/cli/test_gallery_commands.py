@@ -79,6 +79,17 @@ def test_export_import_reembed_and_duplicates(tmp_path, gallery, tiny_model, oth
     assert json.loads(result.output)["results"][0]["answer"] == "ann"
 
 
+def test_reembed_refuses_an_existing_out_gallery_untouched(tmp_path, gallery, other_tiny_model):
+    out = tmp_path / "existing.sqlite"
+    out.write_bytes(gallery.read_bytes())
+    result = run("gallery", "reembed", "-g", gallery, "-m", other_tiny_model, "--from-images",
+                 "--out", out)
+    assert result.exit_code == 1
+    assert result.output == f"error: {out}: already exists; reembed writes a new gallery, " \
+                            f"give an --out path that does not exist\n"
+    assert out.read_bytes() == gallery.read_bytes()
+
+
 @pytest.mark.parametrize("case", ["truncated", "garbage", "plain-sqlite", "newer",
                                   "damaged-page"])
 def test_broken_gallery_files_are_one_line_errors_and_untouched(tmp_path, gallery, case):

@@ -6,7 +6,8 @@ import pytest
 from siamese_edge.errors import InvalidInputError, UnknownIdentityError
 from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime.gallery import SCHEMA_VERSION, DuplicateIdentityError, Gallery
-from siamese_edge.runtime.gallery_io import export_gallery, import_gallery, read_export
+from siamese_edge.runtime.gallery_io import export_gallery, import_gallery, read_export, \
+    reembed_gallery
 
 INFO = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=4, threshold=0.5,
                  fingerprint="sha256:" + "a" * 64, name="m1")
@@ -149,3 +150,37 @@ def test_export_import_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(Exception, match="not a gallery export"):
         read_export(tmp_path / "bad.npz")
+
+
+class FailingEmbedder:
+    """Embeds like a model bound to INFO, and fails at its second batch."""
+
+    info = INFO
+
+    def __init__(self):
+        self.batches = 0
+
+    def embed(self, images):
+        self.batches += 1
+        if self.batches == 2:
+            raise RuntimeError("the accelerator went away")
+        return unit(np.ones((len(images), 4)))
+
+
+def test_reembed_never_writes_into_an_existing_gallery_nor_leaves_half_a_new_one(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
+        for name in ("ann", "bob", "cat"):
+            source.enroll(name, unit([[1, 0, 0, 0]]), [str(image)])
+        existing = tmp_path / "dst.sqlite"
+        with Gallery.open(existing, INFO) as g:
+            g.enroll("bob", unit([[0, 1, 0, 0]]))
+        before = existing.read_bytes()
+        with pytest.raises(InvalidInputError, match="dst.sqlite: already exists"):
+            reembed_gallery(FailingEmbedder(), source, existing)
+        assert existing.read_bytes() == before
+        with pytest.raises(RuntimeError, match="accelerator"):
+            reembed_gallery(FailingEmbedder(), source, tmp_path / "new.sqlite")
+        assert not list(tmp_path.glob("new.sqlite*"))  # nor its .partial, -wal, -shm
