@@ -660,6 +660,11 @@ class Gallery:
                                f"({len(blob)} bytes for dimension {dim})")
         if not np.all(np.isfinite(vector)):
             raise GalleryError(f"{self.path}: template {what} holds non-finite values")
+        if len(blob) == 2 * dim:  # rounded to float16, no longer unit length: cosines > 1
+            norm = np.linalg.norm(vector)
+            if norm < 1e-3:
+                raise GalleryError(f"{self.path}: template {what} is corrupt (all zeros)")
+            vector = vector / norm
         return vector
 
     @_sqlite_errors_as_gallery_errors

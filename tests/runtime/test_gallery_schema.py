@@ -184,3 +184,13 @@ def test_reembed_never_writes_into_an_existing_gallery_nor_leaves_half_a_new_one
         with pytest.raises(RuntimeError, match="accelerator"):
             reembed_gallery(FailingEmbedder(), source, tmp_path / "new.sqlite")
         assert not list(tmp_path.glob("new.sqlite*"))  # nor its .partial, -wal, -shm
+
+
+def test_float16_templates_are_read_back_unit_length(tmp_path):
+    vectors = unit(np.random.default_rng(0).normal(size=(50, 4)))
+    with Gallery.open(tmp_path / "g.sqlite", INFO, template_dtype="float16") as g:
+        ids = g.enroll("ann", vectors)
+        for read in (g.embeddings(ids), g.matrix().embeddings, g.index().vectors):
+            np.testing.assert_allclose(np.linalg.norm(read, axis=1), 1, atol=1e-6)
+        # a probe equal to what was enrolled scores at most 1 (float32 rounding aside)
+        assert (g.matrix().embeddings * vectors).sum(axis=1).max() <= 1 + 1e-6
