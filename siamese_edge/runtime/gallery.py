@@ -224,7 +224,7 @@ class Gallery:
             _check_is_sqlite(path)
         elif not may_create:
             raise GalleryError(f"{path}: no such gallery (enroll identities first)")
-        mode = "ro" if read_only else "rwc" if create else "rw"
+        mode = "ro" if read_only else "rwc" if may_create else "rw"
         try:
             return cls._connect(path, mode, model, template_dtype, create=may_create)
         except sqlite3.Error as exc:

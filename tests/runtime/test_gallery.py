@@ -302,3 +302,13 @@ def test_an_empty_file_or_database_becomes_a_gallery_when_enrolling(tmp_path):
             g.enroll("bob", unit([[1, 0, 0, 0]]))
         with Gallery.open(path, INFO, read_only=True) as g:
             assert g.counts() == {"bob": 1}
+
+
+def test_a_gallery_that_vanishes_while_opening_is_not_recreated_empty(tmp_path, monkeypatch):
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    monkeypatch.setattr(gallery_module, "_check_is_sqlite", lambda p: p.unlink())  # deleted
+    with pytest.raises(GalleryError):
+        Gallery.open(path, None)  # records only: nothing to create a gallery for
+    assert not path.exists()
