@@ -23,7 +23,6 @@ to date incrementally when other processes write. Older files are migrated on op
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -39,22 +38,18 @@ import numpy as np
 from siamese_edge.errors import GalleryError, InvalidInputError, ModelMismatchError, \
     UnknownIdentityError
 from siamese_edge.model_info import ModelInfo
+from siamese_edge.runtime import sqlite_files
 from siamese_edge.runtime.search_index import SearchIndex
+from siamese_edge.runtime.sqlite_files import (
+    SQLITE_BUSY, check_is_sqlite, file_uri, gallery_error, primary_code,
+    read_only_error, refused_as_read_only, sqlite_errors_as_gallery_errors,
+)
 
 SCHEMA_VERSION = 2
 TEMPLATE_DTYPES = ("float32", "float16")
 #: what ``enroll`` does when the identity already exists: add templates, or refuse.
 DUPLICATE_POLICIES = ("add", "refuse")
 MAX_NAME_LENGTH = 200
-#: how long a write waits for another process's write lock before giving up
-BUSY_TIMEOUT_S = 30.0
-_SQLITE_HEADER = b"SQLite format 3\x00"
-# primary SQLite result codes (https://www.sqlite.org/rescode.html)
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, \
-    _SQLITE_CANTOPEN, _SQLITE_NOTADB = 5, 6, 8, 11, 13, 14, 26
-_CODES_BY_MESSAGE = {"readonly": _SQLITE_READONLY, "locked": _SQLITE_BUSY,
-                     "malformed": _SQLITE_CORRUPT, "not a database": _SQLITE_NOTADB,
-                     "disk is full": _SQLITE_FULL}
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -143,20 +138,6 @@ class GalleryMatrix:
     starts: np.ndarray  # int64 (len(names),)
 
 
-def _sqlite_errors_as_gallery_errors(method: Callable) -> Callable:
-    """Make a :class:`Gallery` method raise :class:`GalleryError` (naming the file and the
-    cause) instead of the ``sqlite3.Error`` a read-only, locked or damaged file raises."""
-
-    @functools.wraps(method)
-    def guarded(self: Gallery, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise _gallery_error(self.path, exc) from None
-
-    return guarded
-
-
 def normalize_name(name: str) -> str:
     """``name`` as the gallery stores it (NFC, no surrounding blanks); look names up by this,
     so that 'café' typed decomposed, or ' bob', finds what was enrolled."""
@@ -221,15 +202,15 @@ class Gallery:
         exists = path.exists()
         may_create = create and not read_only and model is not None
         if exists:
-            _check_is_sqlite(path)
+            check_is_sqlite(path)
         elif not may_create:
             raise GalleryError(f"{path}: no such gallery (enroll identities first)")
         mode = "ro" if read_only else "rwc" if may_create else "rw"
         try:
             return cls._connect(path, mode, model, template_dtype, create=may_create)
         except sqlite3.Error as exc:
-            if not exists or not _refused_as_read_only(exc):
-                raise _gallery_error(path, exc) from None
+            if not exists or not refused_as_read_only(exc):
+                raise gallery_error(path, exc) from None
         return cls._open_read_only_storage(path, model, try_read_only=mode != "ro")
 
     @classmethod
@@ -243,8 +224,8 @@ class Gallery:
             try:
                 return cls._connect(path, "ro", model, "float32", writable=False)
             except sqlite3.Error as exc:
-                if not _refused_as_read_only(exc):
-                    raise _gallery_error(path, exc) from None
+                if not refused_as_read_only(exc):
+                    raise gallery_error(path, exc) from None
         wal = Path(f"{path}-wal")
         if wal.is_file() and wal.stat().st_size > 0:
             raise GalleryError(f"{path}: on read-only storage with changes still in its -wal "
@@ -252,20 +233,20 @@ class Gallery:
         try:
             return cls._connect(path, "ro&immutable=1", model, "float32", writable=False)
         except sqlite3.Error as exc:
-            raise _gallery_error(path, exc) from None
+            raise gallery_error(path, exc) from None
 
     @classmethod
     def _connect(cls, path: Path, mode: str, model: ModelInfo | None, template_dtype: str,
                  create: bool = False, writable: bool = True) -> Gallery:
         """Connect in URI ``mode``; ``writable=False``: the file or its storage is read-only,
         so read-only ``mode`` is all there is."""
-        db = sqlite3.connect(_file_uri(path, mode), uri=True, timeout=BUSY_TIMEOUT_S,
+        db = sqlite3.connect(file_uri(path, mode), uri=True, timeout=sqlite_files.BUSY_TIMEOUT_S,
                              isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA foreign_keys = ON")
             gallery = cls(db, path, read_only=mode.startswith("ro"))
             if not writable:
-                gallery._read_only_error = _read_only_error(path)
+                gallery._read_only_error = read_only_error(path)
             if create:
                 gallery._create_if_empty(model, template_dtype)
             gallery._check_schema_and_model(model)
@@ -307,13 +288,13 @@ class Gallery:
     def _use_wal(self) -> None:
         """Switch to WAL. That takes an exclusive lock, and SQLite answers "busy" at once,
         without waiting, when another process switching at the same time holds the lock."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        deadline = time.monotonic() + sqlite_files.BUSY_TIMEOUT_S
         while True:
             try:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if _primary_code(exc) != _SQLITE_BUSY or time.monotonic() > deadline:
+                if primary_code(exc) != SQLITE_BUSY or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
@@ -377,7 +358,7 @@ class Gallery:
         return self.meta.get("template_dtype", "float32")
 
     # -- context management -----------------------------------------------------------------
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def close(self) -> None:
         self._db.close()
 
@@ -403,7 +384,7 @@ class Gallery:
         return before
 
     # -- writing --------------------------------------------------------------------------
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def enroll(self, name: str, embeddings: np.ndarray, sources: Sequence[str | None] | None = None,
                metadata: dict[str, Any] | None = None, *,
                qualities: Sequence[float | None] | None = None,
@@ -487,7 +468,7 @@ class Gallery:
             raise UnknownIdentityError(f"no identity named {name!r} in {self.path}")
         return int(row[0])
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def remove(self, name: str) -> int:
         """Remove an identity and its templates; returns how many templates went."""
         self._require_writable()
@@ -501,7 +482,7 @@ class Gallery:
                            forget_label=identity_id)
         return len(ids)
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def remove_template(self, template_id: int, name: str | None = None) -> str:
         """Remove one template (of ``name``, when given); returns its identity's name.
 
@@ -522,7 +503,7 @@ class Gallery:
         self._after_change(revision, lambda index: index.remove([int(template_id)]))
         return row[0]
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def rename(self, old: str, new: str) -> str:
         """Rename identity ``old`` to ``new`` (which must not exist); returns the new name as
         stored."""
@@ -537,7 +518,7 @@ class Gallery:
         self._after_change(revision, lambda index: None, rename=(identity_id, new))
         return new
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         """Replace the free-form JSON metadata of ``name``."""
         self._require_writable()
@@ -568,18 +549,18 @@ class Gallery:
         self._seen_revision = str(int(revision_before) + 1)
 
     # -- reading --------------------------------------------------------------------------
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def meta_value(self, key: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise GalleryError(f"{self.path}: gallery metadata lacks {key!r}")
         return row[0]
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def names(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT name FROM identities ORDER BY name")]
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def counts(self) -> dict[str, int]:
         """Templates per identity."""
         rows = self._db.execute(
@@ -587,14 +568,14 @@ class Gallery:
             "ON t.identity_id = i.id GROUP BY i.id ORDER BY i.name")
         return {name: int(n) for name, n in rows}
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
         return self._db.execute("SELECT 1 FROM identities WHERE name = ?",
                                 (normalize_name(name),)).fetchone() is not None
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def templates(self, name: str | None = None) -> list[TemplateRecord]:
         """Template records (of ``name``, or all), ordered by identity then id."""
         query = ("SELECT t.id, i.name, t.source, t.created, t.quality FROM templates t "
@@ -608,7 +589,7 @@ class Gallery:
         return [TemplateRecord(int(i), n, s, float(c), None if q is None else float(q))
                 for i, n, s, c, q in rows]
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def identity(self, name: str) -> IdentityRecord:
         """One identity: its metadata and template records."""
         name = normalize_name(name)
@@ -619,7 +600,7 @@ class Gallery:
         return IdentityRecord(row[0], float(row[1]), _parse_metadata(row[2]),
                               self.templates(name))
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def embeddings(self, template_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of ``template_ids`` as float32 ``(N, D)``, in that order."""
         out = np.empty((len(template_ids), self.embedding_dim), np.float32)
@@ -631,7 +612,7 @@ class Gallery:
             out[i] = self._decode(row[0], str(template_id))
         return out
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def stats(self) -> dict[str, Any]:
         """Counts, sizes and the model binding, for ``gallery stats``."""
         counts = self.counts()
@@ -667,7 +648,7 @@ class Gallery:
             vector = vector / norm
         return vector
 
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def matrix(self) -> GalleryMatrix:
         """All templates as one contiguous float32 matrix, ordered by identity (cached)."""
         if self._matrix is None:
@@ -689,7 +670,7 @@ class Gallery:
         return self._matrix
 
     # -- the in-memory search index -------------------------------------------------------
-    @_sqlite_errors_as_gallery_errors
+    @sqlite_errors_as_gallery_errors
     def index(self) -> SearchIndex:
         """The templates as a :class:`SearchIndex` (labels are identity keys, see
         :meth:`label_names`): loaded once, then brought up to date incrementally with our
@@ -761,60 +742,6 @@ class _Transaction:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-
-
-def _file_uri(path: Path, mode: str) -> str:
-    """An SQLite URI for ``path``: escaped, so that '?', '#' or '%' in a file name are part of
-    the name instead of starting a query or fragment, or being decoded. ``mode`` is ``ro``,
-    ``rw`` or ``rwc``, optionally followed by more parameters (``ro&immutable=1``)."""
-    return f"{path.resolve().as_uri()}?mode={mode}"
-
-
-def _check_is_sqlite(path: Path) -> None:
-    """Refuse, without writing, a file that is not an SQLite database."""
-    if path.is_dir():
-        raise GalleryError(f"{path}: is a directory, not a gallery file")
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
-    except OSError as exc:
-        raise GalleryError(f"{path}: cannot read ({exc.strerror})") from None
-    if header and header != _SQLITE_HEADER:  # empty: being created, or an empty database
-        raise GalleryError(f"{path}: not a gallery (not an SQLite file)")
-
-
-def _primary_code(exc: sqlite3.Error) -> int:
-    """The primary result code of ``exc`` (from its message before Python 3.11)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF
-    return next((c for words, c in _CODES_BY_MESSAGE.items() if words in str(exc)), 0)
-
-
-def _refused_as_read_only(exc: sqlite3.Error) -> bool:
-    """Whether SQLite could not open or read a file for want of write permission."""
-    return _primary_code(exc) in (_SQLITE_READONLY, _SQLITE_CANTOPEN)
-
-
-def _read_only_error(path: Path) -> GalleryError:
-    return GalleryError(f"{path}: the gallery is read-only (no write permission on the file "
-                        f"or its folder)")
-
-
-def _gallery_error(path: Path, exc: sqlite3.Error) -> GalleryError:
-    """A one-line error for an SQLite failure on the gallery at ``path``."""
-    code = _primary_code(exc)
-    text = str(exc)
-    if code == _SQLITE_READONLY:
-        return _read_only_error(path)
-    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return GalleryError(f"{path}: the gallery is locked by another process (waited "
-                            f"{BUSY_TIMEOUT_S:g} s); try again when it is done")
-    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return GalleryError(f"{path}: not a usable gallery, the file is corrupt ({text})")
-    if code == _SQLITE_FULL:
-        return GalleryError(f"{path}: the disk is full; the gallery is unchanged")
-    return GalleryError(f"{path}: gallery error ({text})")
 
 
 def _metadata_json(metadata: dict[str, Any] | None) -> str:

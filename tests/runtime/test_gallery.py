@@ -15,6 +15,7 @@ from siamese_edge.errors import GalleryError, InvalidInputError, ModelMismatchEr
     UnknownIdentityError
 from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime import gallery as gallery_module
+from siamese_edge.runtime import sqlite_files
 from siamese_edge.runtime.gallery import Gallery
 
 INFO = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=4, threshold=0.5,
@@ -155,7 +156,7 @@ def test_a_damaged_page_past_the_meta_table_is_a_gallery_error(tmp_path):
 
 
 def test_a_write_lock_held_too_long_is_a_gallery_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(gallery_module, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sqlite_files, "BUSY_TIMEOUT_S", 0.2)
     path = tmp_path / "g.sqlite"
     with Gallery.open(path, INFO) as g:
         g.enroll("bob", unit([[1, 0, 0, 0]]))
@@ -308,7 +309,7 @@ def test_a_gallery_that_vanishes_while_opening_is_not_recreated_empty(tmp_path, 
     path = tmp_path / "g.sqlite"
     with Gallery.open(path, INFO) as g:
         g.enroll("bob", unit([[1, 0, 0, 0]]))
-    monkeypatch.setattr(gallery_module, "_check_is_sqlite", lambda p: p.unlink())  # deleted
+    monkeypatch.setattr(gallery_module, "check_is_sqlite", lambda p: p.unlink())  # deleted
     with pytest.raises(GalleryError):
         Gallery.open(path, None)  # records only: nothing to create a gallery for
     assert not path.exists()
