@@ -13,7 +13,6 @@ block (camera opens, TensorRT engine builds, subprocesses) run under a timeout.
 from __future__ import annotations
 
 import glob
-import importlib
 import os
 import platform
 import re
