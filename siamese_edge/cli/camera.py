@@ -21,14 +21,14 @@ How the CLI wires them
     embedder = open_embedder(...)                       # not entered: done inside
     matcher = <FrameMatcher over the gallery>           # see "Matcher" below
     summary = run_camera_verify(embedder, matcher, camera, options,
-                                emit=print_json if as_json else lambda e: click.echo(
+                                emit=print_json_line if as_json else lambda e: click.echo(
                                     format_event(e)))
-    print_json(summary) if as_json else click.echo(format_summary(summary))
+    print_json_line(summary) if as_json else click.echo(format_summary(summary))
 
 ``siamese-edge enroll --camera SRC --name NAME --samples N [--roi face]``::
 
     crops = capture_enrolment(embedder, camera, samples, roi=roi,
-                              emit=(print_json if as_json else None))
+                              emit=(print_json_line if as_json else None))
     if len(crops) < samples: raise CameraError(...)   # or enroll what was captured
     with embedder: embeddings = embedder.embed(crops)
     gallery.enroll(name, embeddings, sources=[f"{camera}#{i}" for i in range(len(crops))])
