@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from siamese_edge.cli import cli
+from unprivileged import unprivileged_python
 
 
 def run(*args):
@@ -164,22 +164,17 @@ def test_an_sqlite_error_that_escapes_the_gallery_is_still_one_line(gallery, mon
 @pytest.mark.skipif(os.name != "posix", reason="file permissions as POSIX has them")
 def test_list_and_verify_a_gallery_on_read_only_storage(gallery, tiny_model, tmp_path):
     # e.g. a read-only root filesystem; as an unprivileged user, since root ignores the modes
-    as_nobody = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv to drop the privilege")
-        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    python, env = unprivileged_python()
     media = Path(tempfile.mkdtemp(prefix="gallery-test-"))
     try:
         for source in (gallery, tiny_model, tmp_path / "people" / "ann" / "0.png"):
             shutil.copy(source, media)
             (media / source.name).chmod(0o444)
         media.chmod(0o555)
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
         cli_main = "from siamese_edge.cli import main; main()"
         for args in (("gallery", "list", "-g", "g.sqlite", "--json"),
                      ("verify", "-m", "tiny.onnx", "-g", "g.sqlite", "--json", "0.png")):
-            result = subprocess.run([*as_nobody, sys.executable, "-c", cli_main, *args],
+            result = subprocess.run([*python, "-c", cli_main, *args],
                                     capture_output=True, text=True, cwd=media, env=env)
             assert result.returncode == 0, result.stderr
             json.loads(result.stdout)

@@ -3,7 +3,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime import gallery as gallery_module
 from siamese_edge.runtime import sqlite_files
 from siamese_edge.runtime.gallery import Gallery
+from unprivileged import unprivileged_python
 
 INFO = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=4, threshold=0.5,
                  fingerprint="sha256:" + "a" * 64, name="m1")
@@ -214,13 +214,8 @@ g.close()
 
 def run_unprivileged(*args) -> list[str]:
     """Run UNPRIVILEGED as a user that file permissions bind (root ignores them)."""
-    as_nobody = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv to drop the privilege")
-        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    env = dict(os.environ, PYTHONPATH=str(Path(gallery_module.__file__).parents[2]))
-    result = subprocess.run([*as_nobody, sys.executable, "-c", UNPRIVILEGED, *map(str, args)],
+    python, env = unprivileged_python()
+    result = subprocess.run([*python, "-c", UNPRIVILEGED, *map(str, args)],
                             capture_output=True, text=True, env=env)
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout.splitlines()
