@@ -87,7 +87,8 @@ def aggregate(per_seed: list[dict], target_applies: bool = True) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", default="triplet,contrastive")
-    parser.add_argument("--out", help="keep runs and models here (default: a temp dir)")
+    parser.add_argument("--out", help="keep runs and models here, replacing those of an "
+                        "earlier run (default: a temp dir)")
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
     parser.add_argument("--dataset", choices=DATASETS, default=DATASETS[0])
     parser.add_argument("--train-classes", default=",".join(TRAIN_CLASSES))
@@ -151,7 +152,7 @@ def main() -> None:
                           f"{event['loss']:.4f} val EER {event['val_eer']:.4f}",
                           file=sys.stderr)
 
-            train(config, progress)
+            train(config, progress, overwrite=True)  # --out DIR of an earlier run
             trained = time.time() - started
             model = work / f"{name}.onnx"
             export_run(config.out, model)
