@@ -52,6 +52,10 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
             from siamese_edge.tensorrt.targets import load_target
 
             opset = load_target(target).opset
+        if engine:  # before the export, not after it: the engine would replace the model
+            from siamese_edge.tensorrt.builder import refuse_output_over_model
+
+            refuse_output_over_model(out, engine)
         if not as_json:
             click.echo(f"exporting {source} ...", err=True)
         report = export_run(source, out, opset=opset or DEFAULT_OPSET, tolerance=tolerance,

@@ -229,6 +229,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     options = options or EngineBuildOptions()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     info = _read_info(onnx_path)
+    refuse_output_over_model(onnx_path, engine_path)
     notes: list[str] = []
     if options.check_ops:
         try:
@@ -342,6 +343,27 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     if options.parity:
         report.parity = _parity(onnx_path, engine_path, info, options, sample, notes)
     return report
+
+
+def written_paths(engine_path: str | os.PathLike[str]) -> list[Path]:
+    """Every file a build of ``engine_path`` may write: the engine, its sidecar, the timing
+    cache, the FP16 / Q/DQ ONNX copies and the INT8 calibration cache."""
+    engine_path = Path(engine_path)
+    return [engine_path] + [engine_path.with_name(engine_path.name + suffix) for suffix in
+                            (".json", ".timing.cache", ".fp16.onnx", ".qdq.onnx", ".tmp",
+                             ".calib.cache")]
+
+
+def refuse_output_over_model(onnx_path: str | os.PathLike[str],
+                             engine_path: str | os.PathLike[str]) -> None:
+    """Refuse an engine path whose build would write over the ONNX model it is built from
+    (``engine model.onnx --out model.onnx`` replaced the model with the engine)."""
+    model = Path(onnx_path).resolve()
+    for path in written_paths(engine_path):
+        if path.resolve() == model or (path.exists() and model.exists()
+                                       and os.path.samefile(path, model)):
+            raise InvalidInputError(f"{engine_path}: building it would write {path}, which is "
+                                    f"the model {onnx_path} itself; choose another engine path")
 
 
 def _read_info(onnx_path: Path):

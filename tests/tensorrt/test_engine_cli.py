@@ -44,3 +44,19 @@ def test_json_report_of_a_real_build(tmp_path, tiny_model):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["batch"] == "1:2:4" and out.is_file()
+
+
+@pytest.mark.parametrize("command", ["engine", "export"])
+def test_engine_path_that_is_the_model_is_refused_and_the_model_kept(tmp_path, tiny_model,
+                                                                     command):
+    from siamese_edge.cli.export import export
+    from siamese_edge.errors import SiameseEdgeError
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(tiny_model.read_bytes())
+    args = ([str(model), "--out", str(model)] if command == "engine"
+            else [str(model), "--engine", str(model)])
+    result = CliRunner().invoke(build_engine_command if command == "engine" else export, args)
+    assert isinstance(result.exception, SiameseEdgeError)
+    assert "the model" in str(result.exception)
+    assert model.read_bytes() == tiny_model.read_bytes()
