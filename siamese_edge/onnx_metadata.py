@@ -10,6 +10,7 @@ fingerprint (a hash of the graph) does not change.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -95,9 +96,14 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def write_metadata_entry(path: str | os.PathLike[str], key: str, value: str) -> None:
-    """Set metadata ``key`` to ``value`` in place (atomically: temp file + rename)."""
-    path = Path(path)
+    """Set metadata ``key`` to ``value`` in place (atomically: temp file + rename).
+
+    The file keeps its permissions, and a symbolic link keeps pointing at the rewritten
+    model (the model behind the link is rewritten, not replaced by a copy).
+    """
+    path = Path(os.path.realpath(path))
     data = path.read_bytes()
+    mode = stat.S_IMODE(path.stat().st_mode)
     kept = bytearray()
     for number, wire, start, end, payload in _fields(data):
         if number == _METADATA_FIELD and wire == _LENGTH_DELIMITED \
@@ -109,6 +115,7 @@ def write_metadata_entry(path: str | os.PathLike[str], key: str, value: str) -> 
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(kept)
+        os.chmod(tmp, mode)  # mkstemp makes it private: a service user could no longer read it
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

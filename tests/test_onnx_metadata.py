@@ -28,3 +28,17 @@ def test_rewrite_keeps_graph_and_other_entries(tmp_path, tiny_model):
     onnx.checker.check_model(reloaded)
     assert reloaded.graph.SerializeToString() == graph_before
     assert [p.key for p in reloaded.metadata_props].count(METADATA_KEY) == 1
+
+
+def test_rewrite_keeps_permissions_and_symbolic_links(tmp_path, tiny_model):
+    model = tmp_path / "models" / "m.onnx"
+    model.parent.mkdir()
+    model.write_bytes(tiny_model.read_bytes())
+    model.chmod(0o644)
+    link = tmp_path / "current.onnx"
+    link.symlink_to(model)
+
+    write_metadata_entry(link, "author", "test")
+
+    assert (model.stat().st_mode & 0o777) == 0o644
+    assert link.is_symlink() and read_metadata(model)["author"] == "test"
