@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from siamese_edge.cli.options import (
     backend_options, batch_option, json_option, model_option, open_embedder, print_json,
     warn,
 )
+from siamese_edge.errors import InvalidInputError
 
 
 @click.command("embed")
@@ -31,9 +35,12 @@ def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: b
     """
     from siamese_edge.runtime.workflows import embed_inputs
 
+    out_path = Path(out)
+    if not out_path.parent.is_dir():  # found out before the images are embedded, not after
+        raise InvalidInputError(f"--out {out}: folder {out_path.parent} does not exist")
     with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         result = embed_inputs(embedder, inputs)
-        result.save(out, embedder.info.fingerprint)
+        _save(result, out_path, embedder.info.fingerprint)
     summary = {"out": out, "count": len(result.paths), "dim": int(result.embeddings.shape[1]),
                "backend": embedder.device_description,
                "failures": [{"file": f, "error": e} for f, e in result.failures]}
@@ -43,3 +50,21 @@ def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: b
         for _, error in result.failures:
             warn(f"skipped {error}")
         click.echo(f"wrote {summary['count']} embeddings of size {summary['dim']} to {out}")
+
+
+def _save(result, out: Path, fingerprint: str) -> None:
+    """Write the .npz at exactly ``out`` (np.savez adds .npz to a bare name), whole or not at
+    all, and never over one of the images it was computed from."""
+    embedded = {os.path.realpath(p) for p in result.paths}
+    embedded.update(os.path.realpath(f) for f, _ in result.failures)
+    if os.path.realpath(out) in embedded:
+        raise InvalidInputError(f"--out {out}: is one of the input images; choose another file")
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with open(partial, "wb") as handle:
+            result.save(handle, fingerprint)
+        os.replace(partial, out)
+    except OSError as exc:
+        raise InvalidInputError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        partial.unlink(missing_ok=True)

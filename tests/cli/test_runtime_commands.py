@@ -219,3 +219,22 @@ def test_template_sources_are_stored_absolute_so_reembed_works_from_elsewhere(
                  "--out", tmp_path / "new.sqlite", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["reembedded"] == {"ann": 2, "ben": 2, "cat": 2, "dan": 1}
+
+
+def test_embed_writes_exactly_out_and_refuses_bad_out_in_one_line(tmp_path, tiny_model, people):
+    out = tmp_path / "vectors"  # no .npz: np.savez alone would write vectors.npz
+    result = run("embed", "-m", tiny_model, "--out", out, "--json", people)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["out"] == str(out)
+    assert np.load(out, allow_pickle=False)["embeddings"].shape == (6, 8)
+    assert not (tmp_path / "vectors.npz").exists()
+
+    result = run("embed", "-m", tiny_model, "--out", tmp_path / "missing" / "e.npz", people)
+    assert result.exit_code != 0 and "does not exist" in result.output
+    assert not isinstance(result.exception, OSError)
+
+    image = people / "ann" / "0.png"
+    before = image.read_bytes()
+    result = run("embed", "-m", tiny_model, "--out", image, image)
+    assert result.exit_code != 0 and "input images" in result.output
+    assert image.read_bytes() == before
