@@ -10,7 +10,7 @@ import numpy as np
 
 from siamese_edge.errors import ModelError
 from siamese_edge.runtime.embedder import Embedder
-from siamese_edge.runtime.model_file import info_from_session, open_session
+from siamese_edge.runtime.model_file import fixed_batch, info_from_session, open_session
 from siamese_edge.tensorrt.errors import GpuUnavailableError
 
 
@@ -40,7 +40,15 @@ class OnnxRuntimeEmbedder(Embedder):
         self.intra_op_threads = intra_op_threads
         self.require_gpu = require_gpu
         cpu_session = open_session(self.model_path, intra_op_threads=intra_op_threads)
-        super().__init__(info_from_session(cpu_session, self.model_path), batch_size)
+        info = info_from_session(cpu_session, self.model_path)
+        batch = fixed_batch(cpu_session, info)
+        if batch is not None:
+            # Such a graph fails on any other batch; one image at a time always fits batch 1.
+            if batch != 1:
+                raise ModelError(f"{self.model_path}: the graph's batch axis is fixed at "
+                                 f"{batch}; export it with a dynamic batch axis")
+            batch_size = 1
+        super().__init__(info, batch_size)
         # Keep the CPU session when CPU is what was asked for: no second load.
         self._cpu_session = cpu_session if self.providers == ["CPUExecutionProvider"] else None
         self._session = None

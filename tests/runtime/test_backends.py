@@ -127,3 +127,44 @@ def test_auto_falls_back_to_onnxruntime_when_the_engine_cannot_run_here(tmp_path
     with create_embedder(tiny_model, engine=engine) as embedder:
         assert embedder.device_description.startswith("onnxruntime")
     assert "falling back to ONNX Runtime" in capsys.readouterr().err
+
+
+def _rewritten(tmp_path, tiny_model, name, meta=None, batch=None):
+    onnx = pytest.importorskip("onnx")
+    from siamese_edge.model_info import METADATA_KEY
+
+    model = onnx.load(str(tiny_model))
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY and meta:
+            document = json.loads(prop.value)
+            meta(document)
+            prop.value = json.dumps(document)
+    if batch is not None:
+        for value in (model.graph.input[0], model.graph.output[0]):
+            value.type.tensor_type.shape.dim[0].dim_value = batch
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("meta, message", [
+    (lambda d: d["preprocessing"].update(channels=3, mean=[0.5] * 3, std=[0.25] * 3), "input"),
+    (lambda d: d["preprocessing"].update(height=32), "input"),
+    (lambda d: d.update(output_name="nope"), "output"),
+    (lambda d: d.update(embedding_dim=99), "99-d"),
+])
+def test_metadata_that_does_not_match_the_graph_is_refused_on_open(tmp_path, tiny_model, meta,
+                                                                   message):
+    path = _rewritten(tmp_path, tiny_model, "mismatch.onnx", meta)
+    with pytest.raises(ModelError, match=message):
+        OnnxRuntimeEmbedder(path)
+    with pytest.raises(ModelError, match=message):
+        read_model_info(path)
+
+
+def test_graph_with_a_fixed_batch_of_one_embeds_one_at_a_time(tmp_path, tiny_model):
+    with OnnxRuntimeEmbedder(_rewritten(tmp_path, tiny_model, "b1.onnx", batch=1)) as fixed, \
+            OnnxRuntimeEmbedder(tiny_model) as dynamic:
+        np.testing.assert_allclose(fixed.embed(IMAGES), dynamic.embed(IMAGES), atol=1e-6)
+    with pytest.raises(ModelError, match="fixed at 4"):
+        OnnxRuntimeEmbedder(_rewritten(tmp_path, tiny_model, "b4.onnx", batch=4))
