@@ -10,6 +10,7 @@ Pure Python on purpose: the runtime reads it with ONNX Runtime, export writes it
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -32,12 +33,29 @@ class Preprocessing:
     layout: str = "NCHW"
 
     def __post_init__(self) -> None:
+        if any(isinstance(v, bool) or not isinstance(v, int)
+               for v in (self.height, self.width, self.channels)):
+            raise ModelError(f"input size and channels must be integers, got {self.height}x"
+                             f"{self.width}x{self.channels}")
         if self.channels not in (1, 3):
             raise ModelError(f"unsupported channel count {self.channels} (1 or 3)")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ModelError("mean and std need one value per channel")
         if min(self.height, self.width) < 1:
             raise ModelError(f"bad input size {self.height}x{self.width}")
+        # std 0 divides by zero: every embedding would be nan and every probe rejected
+        if not all(math.isfinite(m) for m in self.mean) or \
+                not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise ModelError(f"mean must be finite and std finite and positive, got mean "
+                             f"{list(self.mean)}, std {list(self.std)}")
+        # the runtime implements one resize and one layout: refuse what it would silently
+        # do differently from the model's training
+        if self.resize != "stretch":
+            raise ModelError(f"unsupported resize '{self.resize}' (this siamese-edge "
+                             f"implements 'stretch')")
+        if self.layout != "NCHW":
+            raise ModelError(f"unsupported layout '{self.layout}' (this siamese-edge "
+                             f"implements 'NCHW')")
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,16 @@ class ModelInfo:
     input_name: str = "images"
     output_name: str = "embeddings"
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int) \
+                or self.embedding_dim < 1:
+            raise ModelError(f"bad embedding size {self.embedding_dim!r}")
+        if not math.isfinite(self.threshold):
+            raise ModelError(f"threshold {self.threshold} is not a finite number")
+        if self.metric != "cosine":
+            raise ModelError(f"unsupported metric '{self.metric}' (this siamese-edge "
+                             f"implements 'cosine')")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
