@@ -6,6 +6,9 @@ import click
 
 from siamese_edge.cli.options import json_option, print_json, warn
 
+#: the largest --batch (as --batch-size of the other commands)
+MAX_BATCH = 4096
+
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None):
     if value is None:
@@ -16,6 +19,8 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None):
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
     if not numbers or min(numbers) < 1:
         raise click.BadParameter("batch sizes must be positive")
+    if max(numbers) > MAX_BATCH:  # the random batch alone would exhaust memory: a traceback
+        raise click.BadParameter(f"batch sizes above {MAX_BATCH} are not timed")
     return numbers
 
 
@@ -64,18 +69,28 @@ def bench(model: str, batches, iterations: int, warmup: int, threads: int | None
     """Time every backend that works here side by side (interleaved per round), against a
     bare ONNX Runtime session on prepared tensors; preprocessing and gallery search are
     timed separately."""
+    from pathlib import Path
+
     from siamese_edge.benchmarking import BenchConfig, format_report, plot_report, \
         run_benchmark
+    from siamese_edge.errors import InvalidInputError
 
+    if plot_path and not Path(plot_path).parent.is_dir():  # known before minutes of timing
+        raise InvalidInputError(f"--plot {plot_path}: folder {Path(plot_path).parent} "
+                                f"does not exist")
     config = BenchConfig(model=model, batches=batches, iterations=iterations, warmup=warmup,
                          threads=threads, pin=pin, backends=backends, run_dir=run_dir,
                          engine=engine, gallery_size=gallery_size, top_k=top_k)
     report = run_benchmark(config, log=warn if backends else (lambda m: None))
-    if plot_path:
-        plot_report(report, plot_path)
-    if as_json:
+    if as_json:  # the results first: a plot that cannot be written must not lose them
         print_json(report)
     else:
         click.echo(format_report(report))
-        if plot_path:
+    if plot_path:
+        try:
+            plot_report(report, plot_path)
+        except OSError as exc:
+            raise InvalidInputError(f"--plot {plot_path}: cannot write "
+                                    f"({exc.strerror or exc})") from None
+        if not as_json:
             click.echo(f"wrote {plot_path}")

@@ -59,3 +59,35 @@ def test_bench_text_and_bad_options(tiny_model):
     assert run("bench", "--model", tiny_model, "--backends", "nope").exit_code == 2
     result = run("bench", "--model", "missing.onnx")
     assert result.exit_code == 1 and "error:" in result.output
+
+
+def test_bench_refuses_a_plot_folder_that_does_not_exist_before_timing(tiny_model, tmp_path,
+                                                                       monkeypatch):
+    from siamese_edge import benchmarking
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("benchmark ran before --plot was checked")
+
+    monkeypatch.setattr(benchmarking, "run_benchmark", must_not_run)
+    result = run("bench", "--model", tiny_model, "--plot", tmp_path / "missing" / "b.png")
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_bench_prints_the_results_even_when_the_plot_cannot_be_written(tiny_model,
+                                                                       monkeypatch):
+    from siamese_edge import benchmarking
+
+    def disk_full(report, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(benchmarking, "plot_report", disk_full)
+    result = run("bench", "--model", tiny_model, "--batch", "1", "--iterations", "1",
+                 "--warmup", "0", "--backends", "onnxruntime-cpu", "--gallery-size", "10",
+                 "--json", "--plot", "b.png")
+    assert result.exit_code == 1 and "No space left" in result.stderr
+    assert json.loads(result.stdout)["reference"]["results"]["1"]["iterations"] == 1
+
+
+def test_bench_refuses_a_batch_too_large_to_allocate(tiny_model):
+    result = run("bench", "--model", tiny_model, "--batch", "1,100000000")
+    assert result.exit_code == 2 and "4096" in result.output
