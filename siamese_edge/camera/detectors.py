@@ -199,6 +199,6 @@ def detector_from_roi(roi: str) -> Detector:
     if text == "face":
         return HaarFaceDetector()
     parts = text.split(",")
-    if len(parts) == 4 and all(p.strip().lstrip("-").isdigit() for p in parts):
+    if len(parts) == 4 and all(p.strip().lstrip("-").isdecimal() for p in parts):
         return FixedCrop(*(int(p) for p in parts))
     raise InvalidInputError(f"--roi {roi}: expected whole, face or x,y,w,h")

@@ -85,6 +85,7 @@ def parse_source(text: str | int) -> CameraSource:
         CameraError: the value is empty, or names a file that does not exist.
     """
     raw = str(text).strip()
+    # isdecimal below, not isdigit: "²".isdigit() is True but int("²") raises
     if not raw:
         raise CameraError("--camera: empty source")
     if "!" in raw:
@@ -92,18 +93,18 @@ def parse_source(text: str | int) -> CameraSource:
     lower = raw.lower()
     if lower.startswith("csi://"):
         sensor = raw[len("csi://"):]
-        if not sensor.isdigit():
+        if not sensor.isdecimal():
             raise CameraError(f"--camera {raw}: expected csi://N with a sensor id")
         return CameraSource(raw, "gstreamer", csi_pipeline(int(sensor)), live=True)
     if lower.startswith("v4l2://"):
         rest = raw[len("v4l2://"):]
-        device = f"/dev/video{rest}" if rest.isdigit() else rest
+        device = f"/dev/video{rest}" if rest.isdecimal() else rest
         if not re.fullmatch(r"/dev/video\d+", device):
             raise CameraError(f"--camera {raw}: expected v4l2://N or v4l2:///dev/videoN")
         return CameraSource(raw, "gstreamer", v4l2_pipeline(device), live=True)
     if lower.startswith(STREAM_SCHEMES):
         return CameraSource(raw, "stream", raw, live=True)
-    if raw.isdigit():
+    if raw.isdecimal():
         return CameraSource(raw, "device", int(raw), live=True)
     if re.fullmatch(r"/dev/video\d+", raw):
         return CameraSource(raw, "device", raw, live=True)

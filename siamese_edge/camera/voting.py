@@ -33,7 +33,8 @@ class KOfNVoter:
     def parse(cls, text: str) -> KOfNVoter:
         """``"k/n"`` (e.g. ``3/5``) → voter; ``"1/1"`` decides on every frame alone."""
         parts = str(text).strip().split("/")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        # isdecimal, not isdigit: "²".isdigit() is True but int("²") raises
+        if len(parts) != 2 or not all(p.strip().isdecimal() for p in parts):
             raise InvalidInputError(f"--vote {text}: expected k/n, e.g. 3/5")
         return cls(int(parts[0]), int(parts[1]))
 

@@ -96,3 +96,8 @@ def test_tracking_notices_a_lost_face_and_finds_a_new_one(astronaut):
     assert counts[:5] == [1, 1, 1, 0, 1]           # the gone face is not "tracked" on
     assert counts[5] == 1 and counts[-1] == 2      # the newcomer: at the next full search
     assert counts.index(2) <= 5 + detector.refresh_every
+
+
+def test_roi_with_digit_like_characters_int_cannot_read_is_refused():
+    with pytest.raises(InvalidInputError, match="expected whole"):
+        detector_from_roi("²,0,10,10")

@@ -88,3 +88,9 @@ def test_gstreamer_without_support_says_why():
     if gstreamer_available():
         pytest.skip("this OpenCV has GStreamer")
     assert "GStreamer" in _one_line_open_error("csi://0")
+
+
+@pytest.mark.parametrize("text", ["²", "csi://²", "v4l2://³", "1²"])
+def test_digit_like_characters_int_cannot_read_are_one_line_errors(text):
+    with pytest.raises(SiameseEdgeError):
+        parse_source(text)

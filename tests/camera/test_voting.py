@@ -46,3 +46,9 @@ def test_bad_vote_is_a_one_line_error(text):
 def test_parse():
     voter = KOfNVoter.parse(" 3/5 ")
     assert (voter.k, voter.n) == (3, 5)
+
+
+@pytest.mark.parametrize("text", ["²/3", "3/⁵"])
+def test_digit_like_characters_int_cannot_read_are_refused(text):
+    with pytest.raises(InvalidInputError, match="expected k/n"):
+        KOfNVoter.parse(text)
