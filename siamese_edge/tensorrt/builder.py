@@ -215,13 +215,16 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
 
     Writes ``engine_path``, ``engine_path.json`` (sidecar), ``engine_path.timing.cache``
     (reused by the next build) and, for INT8, a calibration cache or a Q/DQ ONNX beside it.
+    The engine is built as ``engine_path.candidate`` and replaces ``engine_path`` only after
+    parity holds (or cannot be checked here).
 
     Raises:
         UnsupportedOpsError: the static op check found ops TensorRT cannot parse.
         EngineBuildError: parsing (every parser error is listed) or building failed.
         PrecisionUnsupportedError: the precision cannot be honoured by this TensorRT.
         TensorRTUnavailableError: no TensorRT here.
-        ParityError: the engine decides unlike ONNX Runtime FP32 beyond the stated bounds.
+        ParityError: the engine decides unlike ONNX Runtime FP32 beyond the stated bounds;
+            ``engine_path`` is left as it was and the new engine kept as ``.rejected``.
     """
     from siamese_edge.tensorrt import load_tensorrt, tensorrt_version
     from siamese_edge.tensorrt.sidecar import EngineSidecar, gpu_facts, sidecar_path
@@ -320,9 +323,12 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         cache_path.write_bytes(cache_bytes)
 
     engine_bytes = bytes(memoryview(serialized))
+    # built beside the engine and moved into place only once parity holds, so that a build
+    # that fails it never replaces a good engine that --backend auto would then pick up
+    candidate = engine_path.with_name(engine_path.name + ".candidate")
     tmp = engine_path.with_name(engine_path.name + ".tmp")
     tmp.write_bytes(engine_bytes)
-    os.replace(tmp, engine_path)
+    os.replace(tmp, candidate)
     gpu_name, capability = gpu_facts()
     if gpu_name is None:
         notes.append("no CUDA device visible: the sidecar records no GPU; the engine was built "
@@ -334,15 +340,25 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         onnx_fingerprint=info.fingerprint, model_info=_info_dict(info),
         onnx_sha256=_sha256(onnx_path), precision_mode=precision_mode,
         build_seconds=round(seconds, 3), notes=notes)
-    sidecar.write(engine_path)
+    sidecar.write(candidate)
     report = EngineBuildReport(
         str(engine_path), str(sidecar_path(engine_path)), sidecar.tensorrt_version, gpu_name,
         capability, options.precision, precision_mode, str(options.batch), options.workspace_mb,
         round(seconds, 3), len(engine_bytes), None if timing_noop else str(cache_path),
         cache_reused, notes)
     if options.parity:
-        report.parity = _parity(onnx_path, engine_path, info, options, sample, notes)
+        report.parity = _parity(onnx_path, candidate, engine_path, info, options, sample,
+                                notes)
+    _move_engine(candidate, engine_path)
     return report
+
+
+def _move_engine(source: Path, target: Path) -> None:
+    """Move an engine and its sidecar (sidecar first: a loader checks the pair)."""
+    from siamese_edge.tensorrt.sidecar import sidecar_path
+
+    os.replace(sidecar_path(source), sidecar_path(target))
+    os.replace(source, target)
 
 
 def written_paths(engine_path: str | os.PathLike[str]) -> list[Path]:
@@ -351,7 +367,8 @@ def written_paths(engine_path: str | os.PathLike[str]) -> list[Path]:
     engine_path = Path(engine_path)
     return [engine_path] + [engine_path.with_name(engine_path.name + suffix) for suffix in
                             (".json", ".timing.cache", ".fp16.onnx", ".qdq.onnx", ".tmp",
-                             ".calib.cache")]
+                             ".calib.cache", ".candidate", ".candidate.json", ".rejected",
+                             ".rejected.json")]
 
 
 def refuse_output_over_model(onnx_path: str | os.PathLike[str],
@@ -396,9 +413,10 @@ def _sha256(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _parity(onnx_path: Path, engine_path: Path, info, options: EngineBuildOptions, sample,
-            notes: list[str]) -> dict | None:
-    """Decision parity on the calibration/parity images (or seeded random inputs)."""
+def _parity(onnx_path: Path, candidate: Path, engine_path: Path, info,
+            options: EngineBuildOptions, sample, notes: list[str]) -> dict | None:
+    """Decision parity of the ``candidate`` engine on the calibration/parity images (or
+    seeded random inputs). A failing candidate is kept as ``engine_path.rejected``."""
     import numpy as np
 
     from siamese_edge.tensorrt.cuda_memory import device_count
@@ -418,9 +436,13 @@ def _parity(onnx_path: Path, engine_path: Path, info, options: EngineBuildOption
         pre = info.preprocessing
         batch = np.random.default_rng(0).normal(0, 1, (128, pre.channels, pre.height,
                                                        pre.width)).astype(np.float32)
-    report = check_engine_parity(onnx_path, engine_path, batch, labels, options.precision,
+    report = check_engine_parity(onnx_path, candidate, batch, labels, options.precision,
                                  batch_size=options.batch.max)
     if not report.passed:
+        rejected = engine_path.with_name(engine_path.name + ".rejected")
+        _move_engine(candidate, rejected)
+        kept = "unchanged" if engine_path.exists() else "not written"
         raise ParityError(f"{engine_path}: {report.summary()} ({'; '.join(report.failures)}); "
-                          f"the engine was kept for inspection")
+                          f"{engine_path.name} is {kept}, the new engine is kept as "
+                          f"{rejected.name} for inspection")
     return report.to_dict()

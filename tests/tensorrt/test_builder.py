@@ -107,3 +107,38 @@ def test_fixed_input_name_mismatch_is_reported(tmp_path, tiny_model):
                          replace(read_model_info(tiny_model), input_name="pixels").to_json())
     with pytest.raises(EngineBuildError, match="names input 'pixels'"):
         build_engine(path, tmp_path / "x.engine")
+
+
+def test_an_engine_failing_parity_never_replaces_the_one_in_place(tmp_path, tiny_model,
+                                                                 monkeypatch):
+    from siamese_edge.tensorrt import cuda_memory, parity
+    from siamese_edge.tensorrt.errors import ParityError
+
+    _tensorrt()
+    engine = tmp_path / "tiny.engine"
+    _build(tiny_model, engine, parity=False)  # the good engine a deployment runs today
+    good, good_sidecar = engine.read_bytes(), sidecar_path(engine).read_text()
+    checked = []
+
+    def verdict(failures):
+        def check(onnx_path, engine_path, *args, **kwargs):
+            checked.append(engine_path)
+            return parity.ParityReport("fp32", 8, 28, 0.5, 0.0, 1.0, 0.0, None, None, None,
+                                       None, parity.ParityBounds(0.01, 0.01, 0.01),
+                                       failures=list(failures))
+        return check
+
+    monkeypatch.setattr(cuda_memory, "device_count", lambda: 1)  # as if a GPU ran the check
+    monkeypatch.setattr(parity, "check_engine_parity", verdict(["max |diff| 0.5 > 0.01"]))
+    with pytest.raises(ParityError, match="tiny.engine is unchanged"):
+        _build(tiny_model, engine, batch=BatchProfile(1, 2, 4))
+    assert checked[-1].name == "tiny.engine.candidate"
+    assert engine.read_bytes() == good and sidecar_path(engine).read_text() == good_sidecar
+    rejected = tmp_path / "tiny.engine.rejected"
+    assert EngineSidecar.read(rejected).batch == {"min": 1, "opt": 2, "max": 4}
+    assert not (tmp_path / "tiny.engine.candidate").exists()
+
+    monkeypatch.setattr(parity, "check_engine_parity", verdict([]))
+    _build(tiny_model, engine, batch=BatchProfile(1, 2, 4))
+    assert EngineSidecar.read(engine).batch == {"min": 1, "opt": 2, "max": 4}
+    assert not (tmp_path / "tiny.engine.candidate").exists()
