@@ -12,7 +12,7 @@ siamese-edge train "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx
     --readout projection --epochs 15 --steps-per-epoch 150 --seed 0 --overwrite
 
 # 2. Export to ONNX (parity-checked against PyTorch).
-siamese-edge export "$RUN" --out models/fashion-mnist.onnx --name fashion-mnist-small-cnn
+siamese-edge export "$RUN" --out models/fashion-mnist.onnx --name fashion-mnist-small-cnn --overwrite
 
 # 3. Calibrate the default threshold at FAR 1e-3 on the 10,000 test images (never trained
 #    on) and report the accuracy there.

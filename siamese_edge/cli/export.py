@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from siamese_edge.cli.engine import build_from_options, echo_engine_report, engine_build_options
-from siamese_edge.cli.options import json_option, print_json
+from siamese_edge.cli.options import FiniteFloat, json_option, print_json
 
 
 @click.command("export")
@@ -18,15 +18,18 @@ from siamese_edge.cli.options import json_option, print_json
 @click.option("--opset", default=None, type=click.IntRange(17, 30),
               help="ONNX opset; below 18 the exported graph is converted down (TensorRT 8.5 "
                    "reads up to 17) [default: 18, or the target's].")
-@click.option("--tolerance", default=1e-4, show_default=True, type=float,
+@click.option("--tolerance", default=1e-4, show_default=True, type=FiniteFloat(min=0),
               help="Largest |ONNX Runtime - PyTorch| accepted on the embeddings.")
 @click.option("--name", help="Model name stored in the metadata (default: RUN_DIR's name).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out model (galleries enrolled with it then need "
+                   "'gallery reembed').")
 @click.option("--engine", type=click.Path(dir_okay=False),
               help="Also build a TensorRT engine here (needs TensorRT and a GPU).")
 @engine_build_options
 @json_option
 def export(source: str, out: str | None, opset: int | None, tolerance: float, name: str | None,
-           engine: str | None, precision: str | None, batch: str | None,
+           overwrite: bool, engine: str | None, precision: str | None, batch: str | None,
            workspace_mb: int | None, calib_dir: str | None, target: str | None,
            no_parity: bool, as_json: bool) -> None:
     """Export SOURCE (a run directory from 'siamese-edge train') to ONNX, and/or build a
@@ -46,6 +49,11 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
     if Path(source).is_dir():
         if not out:
             raise click.UsageError("--out MODEL.onnx is required to export a run directory")
+        if Path(out).exists() and not overwrite:
+            from siamese_edge.errors import InvalidInputError
+
+            raise InvalidInputError(f"{out} exists; --overwrite replaces it (galleries enrolled "
+                                    f"with it then need 'gallery reembed')")
         from siamese_edge.exporting.onnx_export import DEFAULT_OPSET, export_run
 
         if opset is None and target:

@@ -71,6 +71,21 @@ def test_cli_export_json_and_bad_run(trained_run, tmp_path):
     assert result.exit_code == 1 and "not a training run" in result.output
 
 
+def test_cli_export_keeps_an_existing_model_unless_overwrite(trained_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"the model galleries were enrolled with")
+    result = CliRunner().invoke(cli, ["export", str(trained_run), "--out", str(out)])
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert out.read_bytes() == b"the model galleries were enrolled with"
+    result = CliRunner().invoke(cli, ["export", str(trained_run), "--out", str(out),
+                                      "--overwrite", "--tolerance", "nan"])
+    assert result.exit_code == 2 and "finite" in result.output
+    result = CliRunner().invoke(cli, ["export", str(trained_run), "--out", str(out),
+                                      "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"\x08")  # an ONNX protobuf now
+
+
 def test_opset_17_for_tensorrt_8_5(trained_run, tmp_path):
     out = tmp_path / "m17.onnx"
     report = export_run(trained_run, out, opset=17)
