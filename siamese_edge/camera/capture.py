@@ -40,12 +40,15 @@ class Frame:
         index: position in the source (counts every frame read, also the skipped ones).
         timestamp: ``time.monotonic()`` when the frame was read.
         capture_ms: time spent reading, decoding and converting it.
+        stream: how many times the source had been reopened when the frame was read; frames
+            of different streams are separated by a loss (an outage of unknown length).
     """
 
     image: np.ndarray
     index: int
     timestamp: float
     capture_ms: float
+    stream: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class FrameGrabber:
                 if rgb.shape[2] == 1:
                     rgb = np.repeat(rgb, 3, axis=2)
                 frame = Frame(rgb, self.frames_read, time.monotonic(),
-                              (time.perf_counter() - start) * 1000.0)
+                              (time.perf_counter() - start) * 1000.0, self.reopen_count)
                 self.frames_read += 1
                 self._publish(frame)
         except BaseException as exc:  # surfaced to the consumer by read()

@@ -8,8 +8,8 @@
      "votes": 4, "age_ms": 35.2,
      "latency_ms": {"capture": 2.1, "detect": 8.0, "embed": 3.2, "match": 0.1}}
 
-``match`` is this frame's answer alone, ``accepted`` the temporal (k-of-n) decision,
-``age_ms`` how old the frame is when decided (end-to-end latency). Stream status events from
+``match`` is this frame's answer alone, ``accepted`` the temporal (k-of-n) decision (its
+window starts afresh when a lost stream is reopened), ``age_ms`` how old the frame is when decided (end-to-end latency). Stream status events from
 the capture thread (``stream_lost``, ``stream_reopened``, ...) go to the same ``emit``.
 It returns a summary: frames, FPS, p50/p99 latency per stage, and why it stopped.
 """
@@ -88,6 +88,7 @@ def run_loop(grabber: FrameGrabber, embedder: Embedder, matcher: FrameMatcher,
     stopped_by = "end"
     started = time.perf_counter()
     fps = None
+    stream = 0
     try:
         while True:
             if max_frames is not None and frames >= max_frames:
@@ -104,6 +105,11 @@ def run_loop(grabber: FrameGrabber, embedder: Embedder, matcher: FrameMatcher,
                 if grabber.ended:
                     break
                 continue  # a live stream is down or slow: check the limits again
+            if frame.stream != stream:
+                # The stream was lost and reopened: votes from before the outage say nothing
+                # about who stands there now, so one frame must not complete a stale window.
+                voter.reset()
+                stream = frame.stream
             image = frame.image
             t = time.perf_counter()
             boxes = detector.detect(image)

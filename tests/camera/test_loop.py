@@ -216,3 +216,30 @@ def test_fixed_crop_roi(tmp_path, embedder, matcher_factory, fashion_items):
     video = write_video(tmp_path / "pair.avi", [pair] * 3)
     decisions, _, _ = run(embedder, matcher_factory(), video, roi="128,0,128,128", vote="1/1")
     assert [(d["identity"], d["box"]) for d in decisions] == [("pullover", [128, 0, 128, 128])] * 3
+
+
+class AlwaysAnn:
+    """Every region matches 'ann' (the vote window alone decides)."""
+
+    def match(self, embeddings):
+        from siamese_edge.camera.matcher import Match
+
+        return [Match("ann", 1.0, True) for _ in range(len(embeddings))]
+
+
+def test_votes_from_before_a_lost_stream_do_not_carry_over(embedder):
+    camera = FakeCamera(period_s=0.01, drop_after=6)
+    events = []
+    grabber = FrameGrabber(camera.open, live=True, on_status=events.append,
+                           backoff=Backoff(0.05, 2.0, 0.05)).start()
+    with embedder:
+        run_loop(grabber, embedder, AlwaysAnn(), WholeFrame(), KOfNVoter(3, 5),
+                 events.append, max_frames=12)
+    kinds = [e["event"] for e in events]
+    reopened = kinds.index("stream_reopened")
+    before = [e for e in events[:reopened] if e["event"] == "decision"]
+    after = [e for e in events[reopened:] if e["event"] == "decision"]
+    assert before[-1]["accepted"] and before[-1]["votes"] >= 3
+    # the first frames after the outage count alone: 3 of them are needed again
+    assert [(d["votes"], d["accepted"]) for d in after[:3]] == \
+        [(1, False), (2, False), (3, True)]
