@@ -42,6 +42,7 @@ class Embedder(ABC):
         self.info = info
         self.batch_size = max(1, int(batch_size))
         self._active = False
+        self._depth = 0  # nested ``with`` blocks: only the outermost one releases
         pre = info.preprocessing
         self._normalization = normalization_constants(pre.mean, pre.std)
 
@@ -50,10 +51,14 @@ class Embedder(ABC):
         if not self._active:
             self._activate()
             self._active = True
+        self._depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._active:
+        # A library call that enters an embedder its caller already entered (e.g.
+        # run_camera_verify) must leave it active for the caller's block.
+        self._depth = max(0, self._depth - 1)
+        if self._active and self._depth == 0:
             self._deactivate()
             self._active = False
 
