@@ -17,8 +17,17 @@ Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def pairwise_distances(embeddings: torch.Tensor) -> torch.Tensor:
-    squared = torch.cdist(embeddings, embeddings).pow(2)
-    return squared.clamp_min(1e-12).sqrt()
+    """Euclidean distances between all rows: symmetric, exactly 0 on the diagonal and
+    between duplicate rows, and with a finite gradient there.
+
+    Computed from the differences, not through ``torch.cdist``: above 25 rows cdist expands
+    ``|a|² + |b|² − 2a·b``, whose float32 cancellation leaves up to ~7e-4 where the distance
+    is 0 (the diagonal, an image drawn twice by a P×K batch). That is more than the gaps
+    semi-hard mining compares, so it could miss a semi-hard negative or take one that is not.
+    """
+    squared = (embeddings[:, None, :] - embeddings[None, :, :]).pow(2).sum(-1)
+    # clamp before sqrt: sqrt's gradient at 0 is infinite
+    return torch.where(squared > 0, squared.clamp_min(1e-12).sqrt(), torch.zeros_like(squared))
 
 
 def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

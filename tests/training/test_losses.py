@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
-from siamese_edge.training.miners import BatchAllMiner, BatchHardMiner, SemiHardMiner
+from siamese_edge.training.miners import (BatchAllMiner, BatchHardMiner, SemiHardMiner,
+                                         pairwise_distances)
 
 
 def dist(a, b):
@@ -104,3 +105,31 @@ def test_semi_hard_and_batch_all_miners_match_brute_force():
     # pairs with no semi-hard negative are dropped, the others kept
     expected_pairs = {(x, y) for (x, y, q) in valid if d[x, y] < d[x, q] < d[x, y] + margin}
     assert set(zip(a.tolist(), p.tolist())) == expected_pairs
+
+
+def test_pairwise_distances_are_exact_symmetric_and_zero_on_the_diagonal():
+    # above 25 rows torch.cdist switches to |a|²+|b|²−2a·b, ~5e-4 off where d = 0
+    g = torch.Generator().manual_seed(4)
+    e = torch.nn.functional.normalize(torch.randn(40, 16, generator=g), dim=1)
+    e[1] = e[0]  # an image drawn twice into a P×K batch
+    e.requires_grad_(True)
+    d = pairwise_distances(e)
+    rows = e.tolist()
+    reference = torch.tensor([[dist(x, y) for y in rows] for x in rows])
+    assert torch.allclose(d, reference, atol=1e-6)
+    assert torch.equal(d, d.T)
+    assert torch.all(d.diagonal() == 0) and d[0, 1] == 0
+    d.sum().backward()
+    assert torch.isfinite(e.grad).all()
+
+
+def test_semi_hard_miner_sees_a_near_duplicate_negative_of_a_duplicate_pair():
+    g = torch.Generator().manual_seed(1)
+    e = torch.nn.functional.normalize(torch.randn(32, 16, generator=g), dim=1)
+    labels = torch.arange(32) // 4
+    e[0] = e[1]  # anchor 0 and positive 1: the same image, d(a, p) = 0
+    e[4] = torch.nn.functional.normalize(e[1] + 1e-4 * torch.randn(16, generator=g), dim=0)
+    assert 0 < dist(e[0].tolist(), e[4].tolist()) < 0.2  # semi-hard for the pair (0, 1)
+    a, p, n = SemiHardMiner(0.2)(e, labels)
+    mined = {(x, y): z for x, y, z in zip(a.tolist(), p.tolist(), n.tolist())}
+    assert mined.get((0, 1)) == 4
