@@ -161,7 +161,9 @@ class FrameGrabber:
             while not self._stop.is_set():
                 start = time.perf_counter()
                 ok, image = self._reader.read()
-                if not ok or image is None:
+                # Some backends report success with an empty frame (a stream that stalls):
+                # that is no frame, and converting it would raise cv2.error.
+                if not ok or image is None or not np.size(image):
                     if not self.live:
                         self._status("stream_ended", frames=self.frames_read)
                         break

@@ -114,3 +114,34 @@ def test_errors_in_the_thread_reach_the_consumer():
     with pytest.raises(RuntimeError, match="driver crashed"):
         grabber.read(timeout=5)
     grabber.stop()
+
+
+class EmptyFrameOnce(FakeCamera):
+    """Reports success with an empty frame once, after ``drop_after`` good frames."""
+
+    def read(self):
+        if self.next_index == self.drop_after and not self.dropped:
+            self.dropped = True
+            return True, np.empty((0, 0, 3), np.uint8)
+        return super().read()
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_an_empty_frame_reported_as_read_is_no_frame(live):
+    camera = EmptyFrameOnce(drop_after=2)
+    events = []
+    grabber = FrameGrabber(camera.open, live=live, on_status=events.append,
+                           backoff=Backoff(0.01, 2.0, 0.01), max_reopen_attempts=1).start()
+    frames = []
+    while len(frames) < 4:
+        frame = grabber.read(timeout=5)
+        if frame is None:
+            break
+        frames.append(frame)
+    grabber.stop()
+    kinds = [e["event"] for e in events]
+    assert all(f.image.size for f in frames)
+    if live:  # a lost stream: reopened, and frames go on
+        assert "stream_lost" in kinds and "stream_reopened" in kinds and len(frames) == 4
+    else:  # a file: the end
+        assert kinds == ["stream_ended"] and len(frames) == 2
