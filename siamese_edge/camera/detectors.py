@@ -187,6 +187,18 @@ class HaarFaceDetector(Detector):
         return boxes
 
 
+def regions_in_frame(detector: Detector, frame: np.ndarray) -> list[Box]:
+    """``detector``'s boxes cut to the frame, empty ones dropped (in the detector's order).
+
+    A plugged-in detector may return boxes that stick out of the frame: cropped as they
+    are, a negative corner wraps around (NumPy slicing) and an empty crop makes the
+    embedder's resize raise.
+    """
+    height, width = frame.shape[:2]
+    boxes = (box.clip(width, height) for box in detector.detect(frame))
+    return [box for box in boxes if box is not None]
+
+
 def detector_from_roi(roi: str) -> Detector:
     """``--roi`` text → detector: ``whole``, ``face`` or ``x,y,w,h``.
 

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from siamese_edge.camera.capture import FrameGrabber
-from siamese_edge.camera.detectors import Detector
+from siamese_edge.camera.detectors import Detector, regions_in_frame
 from siamese_edge.errors import InvalidInputError
 from siamese_edge.runtime.embedder import Embedder
 
@@ -76,7 +76,7 @@ def collect_enrolment_crops(grabber: FrameGrabber, embedder: Embedder, detector:
                     break
                 continue
             seen += 1
-            boxes = detector.detect(frame.image)
+            boxes = regions_in_frame(detector, frame.image)
             if not boxes:
                 progress({"event": "enrol_skip", "frame": frame.index, "reason": "no detection"})
                 continue

@@ -25,7 +25,7 @@ import numpy as np
 
 from siamese_edge.camera.annotate import FrameSink, draw_decisions
 from siamese_edge.camera.capture import FrameGrabber
-from siamese_edge.camera.detectors import Detector
+from siamese_edge.camera.detectors import Detector, regions_in_frame
 from siamese_edge.camera.matcher import FrameMatcher
 from siamese_edge.camera.voting import KOfNVoter
 from siamese_edge.runtime.embedder import Embedder
@@ -112,7 +112,7 @@ def run_loop(grabber: FrameGrabber, embedder: Embedder, matcher: FrameMatcher,
                 stream = frame.stream
             image = frame.image
             t = time.perf_counter()
-            boxes = detector.detect(image)
+            boxes = regions_in_frame(detector, image)
             detect_ms = _ms(t)
             t = time.perf_counter()
             embeddings = embedder.embed([box.crop(image) for box in boxes]) if boxes else None

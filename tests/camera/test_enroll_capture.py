@@ -58,3 +58,16 @@ def test_bad_arguments(embedder):
         capture_enrolment(embedder, "0", samples=0)
     with pytest.raises(CameraError):
         capture_enrolment(embedder, "/dev/video99", samples=2)
+
+
+def test_a_detector_box_with_a_negative_corner_does_not_wrap_around(tmp_path, embedder,
+                                                                    fashion_items):
+    from siamese_edge.camera.detectors import Box, Detector
+
+    class Overhanging(Detector):
+        def detect(self, frame):
+            return [Box(-32, -32, 96, 96)]
+
+    video = write_video(tmp_path / "one.avi", [fashion_items["sandal"]])
+    crops = capture_enrolment(embedder, str(video), samples=1, detector=Overhanging())
+    assert len(crops) == 1 and np.array_equal(crops[0], fashion_items["sandal"][:64, :64])

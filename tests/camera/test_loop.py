@@ -243,3 +243,27 @@ def test_votes_from_before_a_lost_stream_do_not_carry_over(embedder):
     # the first frames after the outage count alone: 3 of them are needed again
     assert [(d["votes"], d["accepted"]) for d in after[:3]] == \
         [(1, False), (2, False), (3, True)]
+
+
+class Overhanging(Detector):
+    """A plugged-in detector whose boxes stick out of (or miss) the frame."""
+
+    def detect(self, frame):
+        h, w = frame.shape[:2]
+        return [Box(-w // 2, -h // 2, w, h), Box(w + 10, 0, 20, 20), Box(0, 0, 0, h)]
+
+
+def test_boxes_outside_the_frame_are_cut_to_it_and_empty_ones_dropped(tmp_path, embedder,
+                                                                      matcher_factory,
+                                                                      fashion_items):
+    video = write_video(tmp_path / "one.avi", [fashion_items["sandal"]] * 2)
+    events = []
+    run_camera_verify(embedder, matcher_factory(threshold=-1.0), str(video),
+                      CameraOptions(vote="1/1"), events.append, detector=Overhanging())
+    decisions = [e for e in events if e["event"] == "decision"]
+    assert [d["box"] for d in decisions] == [[0, 0, 64, 64]] * 2
+    with embedder:  # the decision is about the visible quarter, not a wrapped-around crop
+        quarter = embedder.embed([fashion_items["sandal"][:64, :64]])
+    expected = matcher_factory(threshold=-1.0).match(quarter)[0]
+    assert decisions[0]["identity"] == expected.identity
+    assert decisions[0]["score"] == pytest.approx(expected.score, abs=1e-3)
