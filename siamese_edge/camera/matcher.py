@@ -51,7 +51,11 @@ class CosineMatrixMatcher:
 
     def __init__(self, names: Sequence[str], templates: np.ndarray, threshold: float,
                  identity: str | None = None) -> None:
-        templates = np.asarray(templates, np.float32).reshape(len(names), -1)
+        templates = np.asarray(templates, np.float32)
+        if templates.ndim != 2:  # reshape(0, -1) of an empty gallery raises: only flat rows
+            templates = templates.reshape(len(names), -1)
+        if len(templates) != len(names):
+            raise InvalidInputError(f"{len(names)} names for {len(templates)} templates")
         self.identities = sorted(set(names))
         if identity is not None and identity not in self.identities:
             raise InvalidInputError(f"identity {identity!r} is not enrolled")
