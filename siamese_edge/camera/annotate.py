@@ -55,7 +55,9 @@ class FrameSink(Protocol):
 class VideoFileSink:
     """``--output FILE``: the annotated video (MJPG in .avi, mp4v in .mp4, FFV1 in .mkv).
 
-    The writer opens on the first frame, when the frame size is known.
+    The writer opens on the first frame, when the frame size is known; later frames of
+    another size (a stream reopened at another resolution) are resized to it, since the
+    writer silently drops frames whose size differs.
     """
 
     FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".mkv": "FFV1"}
@@ -68,6 +70,7 @@ class VideoFileSink:
             raise InvalidInputError(f"--output {path}: folder {self.path.parent} does not exist")
         self.fps = fps if fps and 0 < fps <= 240 else 25.0
         self._writer = None
+        self._size: tuple[int, int] | None = None
         self.frames = 0
 
     def write(self, frame_bgr: np.ndarray) -> None:
@@ -79,6 +82,9 @@ class VideoFileSink:
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
             if not self._writer.isOpened():
                 raise InvalidInputError(f"--output {self.path}: OpenCV cannot write this video")
+            self._size = (width, height)
+        if (frame_bgr.shape[1], frame_bgr.shape[0]) != self._size:
+            frame_bgr = cv2.resize(frame_bgr, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(frame_bgr)
         self.frames += 1
 
