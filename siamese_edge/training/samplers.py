@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from siamese_edge.errors import DatasetError
+from siamese_edge.errors import DatasetError, InvalidInputError
 
 
 class BalancedPairSampler:
@@ -60,6 +60,11 @@ class PKSampler:
     """Batches of ``p`` identities × ``k`` images each (with replacement for small classes)."""
 
     def __init__(self, labels: np.ndarray, p: int, k: int, rng: np.random.Generator) -> None:
+        # with one image per identity no pair is positive, with one identity none negative:
+        # every miner finds no triplet and training runs on, silently, at loss 0
+        if k < 2 or p < 2:
+            raise InvalidInputError(f"P×K batches need p >= 2 identities and k >= 2 images "
+                                    f"each, not p={p}, k={k}")
         self.labels = np.asarray(labels)
         self.rng = rng
         classes = np.unique(self.labels)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from siamese_edge.errors import DatasetError
+from siamese_edge.errors import DatasetError, InvalidInputError
 from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
 LABELS = np.repeat(np.arange(10), 20)
@@ -58,3 +58,10 @@ def test_balanced_pairs_are_deterministic_for_a_seed():
         assert np.array_equal(a, b)
     other = BalancedPairSampler(LABELS, np.random.default_rng(8)).sample(16)
     assert not np.array_equal(draws[0][0], other[0])
+
+
+@pytest.mark.parametrize("p, k", [(16, 1), (1, 4), (0, 4)])
+def test_pk_refuses_batches_without_positive_or_negative_pairs(p, k):
+    # k = 1: no two images share an identity; p = 1: no two identities differ
+    with pytest.raises(InvalidInputError):
+        PKSampler(LABELS, p=p, k=k, rng=np.random.default_rng(0))
