@@ -4,7 +4,9 @@
 - :class:`BatchHardMiner` (Hermans et al., 2017): per anchor, its farthest positive and
   nearest negative.
 - :class:`SemiHardMiner` (Schroff et al., FaceNet): per positive pair, the nearest negative
-  that is still farther than the positive but inside the margin.
+  that is still farther than the positive but inside the margin. A pair with no such
+  negative is dropped, not given the hardest one instead (FaceNet: hardest negatives early
+  on collapse the model); so every mined triplet is active, and a batch can have none.
 - :class:`BatchAllMiner`: every valid triplet (pair it with ``TripletLoss(reduction=
   "mean_active")``).
 """
