@@ -71,6 +71,8 @@ def to_rgb_or_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     """
     import cv2
 
+    if image.ndim in (2, 3) and 0 in image.shape:  # cvtColor and resize raise on these
+        raise ImageReadError(f"empty image of shape {image.shape}")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:

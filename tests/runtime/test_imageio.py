@@ -42,3 +42,14 @@ def test_truncated_png_is_refused(tmp_path: Path):
     (tmp_path / "t.png").write_bytes(data.tobytes()[: len(data) // 2])
     with pytest.raises(ImageReadError):
         read_image(tmp_path / "t.png")
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 3), (5, 0), (4, 4, 0), (0, 0, 4)])
+def test_an_empty_array_is_a_one_line_error_not_a_cv2_error(shape):
+    from siamese_edge.runtime.imageio import to_rgb_or_gray
+    from siamese_edge.runtime.preprocess import fit_image
+
+    with pytest.raises(ImageReadError, match="empty image"):
+        to_rgb_or_gray(np.zeros(shape, np.uint8), bgr=True)
+    with pytest.raises(ImageReadError, match="empty image"):
+        fit_image(np.zeros(shape, np.uint8), 28, 28, 1)
