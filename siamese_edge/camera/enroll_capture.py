@@ -58,6 +58,7 @@ def collect_enrolment_crops(grabber: FrameGrabber, embedder: Embedder, detector:
         caller decides whether that is an error).
     """
     if samples < 1:
+        grabber.stop()  # stopped here on every way out, this one too
         raise InvalidInputError(f"--samples {samples}: need at least 1")
     progress = on_progress or (lambda event: None)
     kept: list[np.ndarray] = []

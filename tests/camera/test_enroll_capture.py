@@ -71,3 +71,16 @@ def test_a_detector_box_with_a_negative_corner_does_not_wrap_around(tmp_path, em
     video = write_video(tmp_path / "one.avi", [fashion_items["sandal"]])
     crops = capture_enrolment(embedder, str(video), samples=1, detector=Overhanging())
     assert len(crops) == 1 and np.array_equal(crops[0], fashion_items["sandal"][:64, :64])
+
+
+def test_bad_samples_still_stops_the_started_grabber(embedder):
+    from camera_helpers import FakeCamera
+
+    from siamese_edge.camera.capture import FrameGrabber
+    from siamese_edge.camera.detectors import WholeFrame
+    from siamese_edge.camera.enroll_capture import collect_enrolment_crops
+
+    grabber = FrameGrabber(FakeCamera(period_s=0.01).open, live=True).start()
+    with pytest.raises(InvalidInputError, match="--samples 0"):
+        collect_enrolment_crops(grabber, embedder, WholeFrame(), samples=0)
+    assert not grabber.alive
