@@ -170,8 +170,8 @@ class SearchIndex:
     def search(self, queries: np.ndarray, k: int) -> TemplateHits:
         """The ``k`` best templates per query, exactly, best first."""
         queries = self._check_queries(queries)
-        rows = self._top_rows(queries, max(0, int(k)))
-        return self._hits(queries, rows, int(k))
+        k = max(0, int(k))  # a negative k asks for nothing (np.full would raise on it)
+        return self._hits(queries, self._top_rows(queries, k), k)
 
     def _check_queries(self, queries: np.ndarray) -> np.ndarray:
         queries = np.asarray(queries, np.float32)

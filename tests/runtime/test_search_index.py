@@ -119,3 +119,11 @@ def test_faiss_index_answers_like_the_exact_one():
         index.add(vectors, np.arange(500), np.arange(500) // 3)
         index.remove([0, 7])
     assert np.array_equal(exact.search(queries, 5).ids, other.search(queries, 5).ids)
+
+
+@pytest.mark.parametrize("k", [0, -1])
+def test_no_or_a_negative_k_returns_empty_hits(k):
+    index = SearchIndex(2)
+    index.add(np.eye(2, dtype=np.float32), ids=[1, 2], labels=[1, 2])
+    hits = index.search(np.ones((3, 2), np.float32), k)
+    assert hits.scores.shape == hits.ids.shape == hits.labels.shape == (3, 0)
