@@ -88,10 +88,11 @@ class TrainConfig:
             raise InvalidInputError(f"unknown schedule {self.schedule!r}")
         if self.val_split not in VAL_SPLITS:
             raise InvalidInputError(f"unknown validation split {self.val_split!r}")
-        for name in ("epochs", "steps_per_epoch", "batch_size", "embedding_dim",
-                     "k_per_identity"):
+        for name in ("epochs", "steps_per_epoch", "batch_size", "embedding_dim"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be at least 1")
+        if self.k_per_identity < 2:  # one image per identity: no positive pair to learn from
+            raise InvalidInputError("k_per_identity must be at least 2")
         if self.loss == "triplet" and self.batch_size < 2 * self.k_per_identity:
             raise InvalidInputError("triplet batches need batch_size >= 2 * k_per_identity")
         if not (math.isfinite(self.lr) and self.lr > 0):
