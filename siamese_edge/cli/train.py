@@ -146,7 +146,10 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
         elif event["event"] == "epoch":
             click.echo(("\r" if interactive else "") +
                        f"epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}  "
-                       f"active {event['active_fraction']:.2f}  val EER {event['val_eer']:.4f}"
+                       f"active {event['active_fraction']:.2f}"
+                       + (f" (of all triplets {event['violating_fraction']:.2f})"
+                          if "violating_fraction" in event else "") +
+                       f"  val EER {event['val_eer']:.4f}"
                        + (f" (loss's embedding {event['val_eer_training']:.4f})"
                           if "val_eer_training" in event else "") +
                        f"  val AUC {event['val_auc']:.4f}  {event['seconds']:.1f}s"

@@ -32,6 +32,23 @@ def pairwise_distances(embeddings: torch.Tensor) -> torch.Tensor:
     return torch.where(squared > 0, squared.clamp_min(1e-12).sqrt(), torch.zeros_like(squared))
 
 
+def violating_fraction(embeddings: torch.Tensor, labels: torch.Tensor,
+                       margin: float) -> float:
+    """Share of all valid triplets of the batch with d(a, p) − d(a, n) + margin > 0,
+    whichever triplets the miner picks: 1.0 when the embedding has collapsed (every distance
+    equal), 0.0 once every identity sits a margin apart. Semi-hard mining keeps only active
+    triplets, so its own active share is ~1.0 by construction and shows neither."""
+    with torch.no_grad():
+        d = pairwise_distances(embeddings)
+        positive, negative = _masks(labels)
+        valid = positive[:, :, None] & negative[:, None, :]
+        total = int(valid.sum())
+        if total == 0:
+            return 0.0
+        violating = (d[:, :, None] - d[:, None, :] + margin > 0) & valid
+        return int(violating.sum()) / total
+
+
 def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)

@@ -33,7 +33,7 @@ from siamese_edge.training.augment import Augmenter
 from siamese_edge.training.config import TrainConfig
 from siamese_edge.training.embedding_net import build_embedding_net
 from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
-from siamese_edge.training.miners import MINERS
+from siamese_edge.training.miners import MINERS, violating_fraction
 from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
 CHECKPOINT_FORMAT = 1
@@ -222,8 +222,10 @@ class Trainer:
         pairs = self._pairs_per_batch()
         return {"pairs": pairs, "images": 2 * pairs}
 
-    def _step(self) -> tuple[float, float]:
-        """One optimisation step; returns (loss, fraction of active pairs/triplets)."""
+    def _step(self) -> tuple[float, float, float | None]:
+        """One optimisation step; returns (loss, fraction of active pairs/triplets among those
+        the loss used, fraction of all the batch's triplets violating the margin or None)."""
+        violating = None
         if self.config.loss == "triplet":
             indices, labels = self._triplet_batch()
             embeddings = self.model.training_embedding(self._inputs(indices, True))
@@ -231,6 +233,7 @@ class Trainer:
             per = self.loss_fn.per_triplet(embeddings[a], embeddings[p], embeddings[n])
             loss = self.loss_fn(embeddings[a], embeddings[p], embeddings[n])
             active = float((per > 0).float().mean()) if len(per) else 0.0
+            violating = violating_fraction(embeddings, labels, self.config.loss_margin)
         else:
             # batch_size counts images, as for triplets: half as many pairs
             first, second, same = self.sampler.sample(self._pairs_per_batch())
@@ -257,7 +260,7 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
-        return float(loss.detach()), active
+        return float(loss.detach()), active, violating
 
     def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings in eval mode through the runtime's own normalisation: the deployed
@@ -341,15 +344,18 @@ class Trainer:
         for epoch in range(start_epoch, start_epoch if stopped else c.epochs):
             epoch_start = time.time()
             self.model.train()
-            losses, actives = [], []
+            losses, actives, violating = [], [], []
             for step in range(c.steps_per_epoch):
-                loss, active = self._step()
+                loss, active, violated = self._step()
                 losses.append(loss)
                 actives.append(active)
+                if violated is not None:
+                    violating.append(violated)
                 self.progress({"event": "step", "epoch": epoch + 1, "epochs": c.epochs,
                                "step": step + 1, "steps": c.steps_per_epoch, "loss": loss})
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                       "active_fraction": float(np.mean(actives)),
+                      **({"violating_fraction": float(np.mean(violating))} if violating else {}),
                       "lr": float(self.scheduler.get_last_lr()[0]), **self.validate(),
                       "seconds": round(time.time() - epoch_start, 2)}
             log.append(record)

@@ -7,7 +7,7 @@ import torch
 
 from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
 from siamese_edge.training.miners import (BatchAllMiner, BatchHardMiner, SemiHardMiner,
-                                         pairwise_distances)
+                                         pairwise_distances, violating_fraction)
 
 
 def dist(a, b):
@@ -133,3 +133,23 @@ def test_semi_hard_miner_sees_a_near_duplicate_negative_of_a_duplicate_pair():
     a, p, n = SemiHardMiner(0.2)(e, labels)
     mined = {(x, y): z for x, y, z in zip(a.tolist(), p.tolist(), n.tolist())}
     assert mined.get((0, 1)) == 4
+
+
+def test_violating_fraction_counts_all_valid_triplets_against_a_loop():
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 3])  # identity 3 has no positive
+    e = torch.nn.functional.normalize(torch.randn(9, 5), dim=1)
+    d = torch.cdist(e.double(), e.double())
+    hits = total = 0
+    for a in range(9):
+        for p in range(9):
+            for n in range(9):
+                if p != a and labels[p] == labels[a] and labels[n] != labels[a]:
+                    total += 1
+                    hits += bool(d[a, p] - d[a, n] + 0.3 > 0)
+    assert violating_fraction(e, labels, 0.3) == pytest.approx(hits / total)
+    collapsed = torch.ones(9, 5) / 5 ** 0.5  # every distance 0: every triplet violates
+    assert violating_fraction(collapsed, labels, 0.3) == 1.0
+    apart = torch.eye(9)[labels]  # identities at distance sqrt(2), duplicates at 0
+    assert violating_fraction(apart, labels, 0.3) == 0.0
+    assert violating_fraction(e, torch.zeros(9, dtype=torch.long), 0.3) == 0.0  # no triplet

@@ -12,6 +12,7 @@ from siamese_edge.errors import DatasetError, InvalidInputError, ModelError
 from siamese_edge.runtime.preprocess import normalize
 from siamese_edge.training.checkpoint import load_run
 from siamese_edge.training.config import TrainConfig
+from siamese_edge.training.miners import violating_fraction
 from siamese_edge.training.trainer import (Trainer, TrainingDivergedError,
                                             collapse_message, is_collapsed, train)
 
@@ -98,6 +99,13 @@ def test_a_collapsed_embedding_is_flagged_and_a_working_one_is_not(fashion_mnist
     assert scores["val_impostor_mean"] > 0.99
     assert trainer._run_info(scores, {"epoch": 1}, 0.0)["collapsed"]
     assert "collapsed" in collapse_message(scores)
+    # semi-hard keeps only active triplets; the share of all triplets shows the collapse
+    working = result.log[-1]
+    assert working["active_fraction"] > 0.95 and working["violating_fraction"] < 0.5
+    indices, labels = trainer._triplet_batch()
+    with torch.no_grad():
+        collapsed = trainer.model.training_embedding(trainer._inputs(indices, False))
+    assert violating_fraction(collapsed, labels, trainer.config.loss_margin) > 0.95
 
 
 def test_collapse_is_a_vanishing_score_gap_not_high_scores():
@@ -131,6 +139,7 @@ def test_contrastive_loss_decreases(fashion_mnist_dir, tmp_path):
     first, last = (record["loss"] for record in (result.log[0], result.log[-1]))
     assert last < 0.8 * first, (first, last)
     assert result.info["val_auc"] > 0.7
+    assert "violating_fraction" not in result.log[0]  # a triplet measure
 
 
 def test_contrastive_batch_size_counts_images(fashion_mnist_dir, tmp_path):
