@@ -128,6 +128,24 @@ def test_entrypoint_runs_siamese_edge(tmp_path):
     assert result.stdout.strip() == "hi"
 
 
+def test_entrypoint_knows_every_cli_command(tmp_path):
+    """Each ``siamese-edge`` command given as the container's arguments runs siamese-edge;
+    one the entry point does not know is exec'd as a program (``gallery: not found``)."""
+    from siamese_edge.cli import COMMANDS
+
+    fake = tmp_path / "siamese-edge"
+    fake.write_text("#!/bin/sh\necho fake \"$@\"\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    for command in COMMANDS:
+        result = subprocess.run(["sh", str(ROOT / "docker/entrypoint.sh"), command, "--help"],
+                                capture_output=True, text=True, env=env, timeout=30)
+        assert result.stdout.strip() == f"fake {command} --help", (command, result.stderr)
+    script = (ROOT / "docker/entrypoint.sh").read_text()
+    listed = re.search(r"^\s*-\*\|([\w|]+)\)", script, re.MULTILINE).group(1).split("|")
+    assert sorted(listed) == sorted(COMMANDS)  # no stale name (there is no `camera` command)
+
+
 def _hadolint() -> str | None:
     beside = Path(sys.executable).parent / "hadolint"
     return str(beside) if beside.is_file() else shutil.which("hadolint")
