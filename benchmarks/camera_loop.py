@@ -29,6 +29,11 @@ import numpy as np
 WIDTH, HEIGHT = 640, 480
 
 
+def progress(*parts: object) -> None:
+    """Progress goes to stderr: stdout carries only the final JSON line."""
+    print(*parts, file=sys.stderr)
+
+
 def limit_cores(cores: int) -> int:
     if hasattr(os, "sched_setaffinity"):
         available = sorted(os.sched_getaffinity(0))
@@ -160,18 +165,18 @@ def main() -> None:
         # For reference: the Haar cascade over the whole frame on every frame (no tracking).
         full = loop_fps(embedder, video, "face", HaarFaceDetector(refresh_every=1))
 
-    print(f"{args.frames} frames {WIDTH}x{HEIGHT} MJPG ({content}), {cores} cores, "
-          f"model {model.name}")
-    print(f"decode only\n  {decode['fps']:8.1f} FPS  CPU {decode['cpu_ms_per_frame']:.2f} "
-          f"ms/frame  (2 decoding threads: x{scaling} of one; load average {load})")
+    progress(f"{args.frames} frames {WIDTH}x{HEIGHT} MJPG ({content}), {cores} cores, "
+             f"model {model.name}")
+    progress(f"decode only\n  {decode['fps']:8.1f} FPS  CPU {decode['cpu_ms_per_frame']:.2f} "
+             f"ms/frame  (2 decoding threads: x{scaling} of one; load average {load})")
     for name, summary in (("loop (whole)", whole), ("loop (Haar face)", face),
                           ("loop (Haar, full search every frame)", full)):
         lat = summary["latency_ms"]
-        print(f"{name}\n  {summary['fps']:8.1f} FPS  CPU {summary['cpu_ms_per_frame']:.2f} "
-              f"ms/frame  regions/frame "
-              f"{summary['regions_per_frame']}  " + "  ".join(
-                  f"{stage} p50 {lat[stage]['p50']:.2f}/p99 {lat[stage]['p99']:.2f} ms"
-                  for stage in ("capture", "detect", "embed", "match")))
+        progress(f"{name}\n  {summary['fps']:8.1f} FPS  CPU {summary['cpu_ms_per_frame']:.2f} "
+                 f"ms/frame  regions/frame "
+                 f"{summary['regions_per_frame']}  " + "  ".join(
+                     f"{stage} p50 {lat[stage]['p50']:.2f}/p99 {lat[stage]['p99']:.2f} ms"
+                     for stage in ("capture", "detect", "embed", "match")))
     result = {"decode_fps": decode["fps"], "loop_fps": whole["fps"],
               "face_loop_fps": face["fps"], "face_full_search_loop_fps": full["fps"],
               "loop_vs_decode": round(whole["fps"] / decode["fps"], 3),

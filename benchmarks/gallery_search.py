@@ -17,12 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from siamese_edge.runtime.search_index import SearchIndex
+
+
+def progress(*parts: object) -> None:
+    """Progress goes to stderr: stdout carries only the final JSON line."""
+    print(*parts, file=sys.stderr)
 
 
 def best_ms(function, repeats: int) -> float:
@@ -77,8 +83,8 @@ def main() -> None:
     index = SearchIndex(args.dim)
     index.add(templates, ids, ids // 5)
     index_mb = index.nbytes / 2**20
-    print(f"templates: {args.n} x {args.dim} float32 = {templates.nbytes / 2**20:.0f} MiB; "
-          f"SearchIndex holds {index_mb:.0f} MiB (RSS +{rss_mb() - before:.0f} MiB)")
+    progress(f"templates: {args.n} x {args.dim} float32 = {templates.nbytes / 2**20:.0f} MiB; "
+             f"SearchIndex holds {index_mb:.0f} MiB (RSS +{rss_mb() - before:.0f} MiB)")
 
     result: dict = {"n": args.n, "dim": args.dim, "k": args.k}
     result["read_ms"] = read_ms(index._columns[:, :args.n], args.repeats)
@@ -99,7 +105,7 @@ def main() -> None:
         try:
             import faiss
         except ImportError:
-            print("faiss not installed (pip install faiss-cpu): skipping the comparison")
+            progress("faiss not installed (pip install faiss-cpu): skipping the comparison")
         else:
             before = rss_mb()
             flat = faiss.IndexFlatIP(args.dim)
@@ -121,12 +127,12 @@ def main() -> None:
     for key, value in list(result.items()):
         if isinstance(value, float):
             result[key] = round(value, 2)
-    print(f"read {result['read_ms']:.1f} ms | batch 1: {result['ms_batch1']:.1f} ms "
-          f"({result['batch1_over_read']}x read) | batch 64: {result['ms_batch64']:.1f} ms"
-          + (f" | faiss flat: {result['faiss_ms_batch1']:.1f} / "
-             f"{result['faiss_ms_batch64']:.1f} ms ({result['batch64_speedup_vs_faiss']}x)"
-             if "faiss_ms_batch64" in result else "")
-          + f" | exact {result['exact']}")
+    progress(f"read {result['read_ms']:.1f} ms | batch 1: {result['ms_batch1']:.1f} ms "
+             f"({result['batch1_over_read']}x read) | batch 64: {result['ms_batch64']:.1f} ms"
+             + (f" | faiss flat: {result['faiss_ms_batch1']:.1f} / "
+                f"{result['faiss_ms_batch64']:.1f} ms ({result['batch64_speedup_vs_faiss']}x)"
+                if "faiss_ms_batch64" in result else "")
+             + f" | exact {result['exact']}")
     print(json.dumps(result))
 
 

@@ -13,6 +13,7 @@ TensorRT, no GPU, no torch) is reported, not fatal. The last line printed is one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -26,6 +27,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BATCHES = (1, 8, 32)
+
+
+def progress(*parts: object) -> None:
+    """Progress goes to stderr: stdout carries only the final JSON line."""
+    print(*parts, file=sys.stderr)
 
 
 def make_model(out: Path, size: int = 64, channels: int = 1, dim: int = 128):
@@ -44,7 +50,8 @@ def make_model(out: Path, size: int = 64, channels: int = 1, dim: int = 128):
     net = build_backbone("small_cnn", channels, size, size, dim).eval()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     x = torch.randn(2, channels, size, size)
-    with torch.no_grad(), warnings.catch_warnings():
+    # torch.onnx prints its progress on stdout
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (x,), str(out), dynamo=True, external_data=False,
                           opset_version=18, input_names=["images"], output_names=["embeddings"],
@@ -228,16 +235,16 @@ def main() -> int:
 
     # table
     names = sorted(result["latency_ms"])
-    print(f"{'backend':40s}" + "".join(f"{'batch ' + str(b):>12s}" for b in BATCHES))
+    progress(f"{'backend':40s}" + "".join(f"{'batch ' + str(b):>12s}" for b in BATCHES))
     for name in names:
         row = result["latency_ms"][name]
-        print(f"{name:40s}" + "".join(f"{row[b]:10.3f}ms" for b in BATCHES))
+        progress(f"{name:40s}" + "".join(f"{row[b]:10.3f}ms" for b in BATCHES))
     for name, parity in result["parity"].items():
-        print(f"parity {name}: max|diff| {parity['max_abs_diff']:.3g}, flips "
-              f"{parity['flip_fraction']:.4%}, TAR change {parity['tar_change']}, "
-              f"passed {parity['passed']}")
+        progress(f"parity {name}: max|diff| {parity['max_abs_diff']:.3g}, flips "
+                 f"{parity['flip_fraction']:.4%}, TAR change {parity['tar_change']}, "
+                 f"passed {parity['passed']}")
     for name, error in result["errors"].items():
-        print(f"not run / failed: {name}: {error}")
+        progress(f"not run / failed: {name}: {error}")
     print(json.dumps(result, default=str))
     return 0
 

@@ -23,6 +23,7 @@ The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -34,6 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from siamese_edge.benchmarking import summarize, time_interleaved  # noqa: E402
+
+
+def progress(*parts: object) -> None:
+    """Progress goes to stderr: stdout carries only the final JSON line."""
+    print(*parts, file=sys.stderr)
 
 
 def export_small_cnn(out: Path, size: int = 28, channels: int = 1, dim: int = 64):
@@ -51,7 +57,8 @@ def export_small_cnn(out: Path, size: int = 28, channels: int = 1, dim: int = 64
     torch.manual_seed(0)
     net = build_backbone("small_cnn", channels, size, size, dim).eval()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with torch.no_grad(), warnings.catch_warnings():
+    # torch.onnx prints its progress on stdout
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (torch.randn(2, channels, size, size),), str(out), dynamo=True,
                           external_data=False, opset_version=18, input_names=["images"],
@@ -133,13 +140,13 @@ def main() -> int:
                 rows["embed_vs_torch"] = round(rows["embed"]["images_per_s_median"]
                                                / rows["torch_eager"]["images_per_s_median"], 2)
             results[str(batch)] = rows
-            print(f"batch {batch:>3}: embed {rows['embed']['p50_ms']:.3f} ms, session.run "
-                  f"{rows['session_run']['p50_ms']:.3f} ms"
-                  + (f", torch {rows['torch_eager']['p50_ms']:.3f} ms"
-                     if "torch_eager" in rows else "")
-                  + f" (p50) -> embed/session {rows['embed_vs_session']:.1%}"
-                  + (f", embed/torch {rows['embed_vs_torch']:.2f}x"
-                     if "embed_vs_torch" in rows else ""))
+            progress(f"batch {batch:>3}: embed {rows['embed']['p50_ms']:.3f} ms, session.run "
+                     f"{rows['session_run']['p50_ms']:.3f} ms"
+                     + (f", torch {rows['torch_eager']['p50_ms']:.3f} ms"
+                        if "torch_eager" in rows else "")
+                     + f" (p50) -> embed/session {rows['embed_vs_session']:.1%}"
+                     + (f", embed/torch {rows['embed_vs_torch']:.2f}x"
+                        if "embed_vs_torch" in rows else ""))
     first = results[str(batches[0])]
     targets = {"embed_vs_session_batch1_ge_0.90": first["embed_vs_session"] >= 0.90,
                "embed_vs_torch_batch1_ge_3x": (first.get("embed_vs_torch", 0) >= 3.0

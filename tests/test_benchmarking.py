@@ -93,3 +93,22 @@ def test_runner_failure_is_reported_not_raised(tiny_model):
         report["backends"]  # on a GPU machine they may run
     assert report["reference"]["results"]["1"]["images_per_s"] > 0
     assert np.isfinite(report["gallery_search"]["results"]["1"]["p50_ms"])
+
+
+@pytest.mark.parametrize("script, args", [
+    ("gallery_search.py", ["--n", "2000", "--repeats", "1", "--check-queries", "4"]),
+    ("camera_loop.py", ["--frames", "12", "--repeats", "1"]),
+])
+def test_benchmark_scripts_keep_progress_off_stdout(script, args, tmp_path):
+    """README: each benchmark prints progress on stderr and ends with one JSON line, so
+    ``python benchmarks/X.py > result.json`` is a JSON document."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / script
+    result = subprocess.run([sys.executable, str(path), *args], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert isinstance(json.loads(result.stdout), dict), result.stdout[:500]
+    assert result.stderr.strip()  # the progress is still shown
