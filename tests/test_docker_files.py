@@ -66,6 +66,18 @@ def test_jetson_base_image_and_args(jetson):
     assert "--build-arg L4T_VERSION=r35.4.1" in readme  # the JetPack 5 build is documented
 
 
+@pytest.mark.parametrize("name", ["Dockerfile.jetson", "docker/README.md"])
+def test_jetpack5_build_lines_pin_cuda_python_11(name):
+    """JetPack 5 ships CUDA 11.4: the default cuda-python 12 would break the native TensorRT
+    runtime, so every documented JetPack 5 build line overrides CUDA_PYTHON_SPEC."""
+    text = (ROOT / name).read_text()
+    commands = re.findall(r"docker build(?:[^\n]*\\\n)*[^\n]*", text)
+    jp5 = [c for c in commands if "r35." in c]
+    assert jp5, name
+    for command in jp5:
+        assert 'CUDA_PYTHON_SPEC="cuda-python>=11.4,<12"' in command, command
+
+
 def test_jetson_keeps_distro_opencv_and_gpu_onnxruntime_only(jetson):
     text = runs(jetson)
     assert "python3-opencv" in text and "python3-libnvinfer" in text
