@@ -23,6 +23,19 @@ def write_video(path: Path, frames_rgb: list[np.ndarray], fourcc: str = "FFV1",
     return path
 
 
+def read_video(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file, as OpenCV decodes them (BGR)."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
 class FakeCamera:
     """A live camera: frame ``i`` is filled with ``i % 256``; it can drop and refuse opens.
 

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from camera_helpers import FakeCamera, write_video
+from camera_helpers import FakeCamera, read_video, write_video
 
 from siamese_edge.camera.capture import Backoff, FrameGrabber
 from siamese_edge.camera.detectors import Box, Detector, WholeFrame
@@ -91,13 +91,7 @@ def test_json_event_schema(embedder, matcher_factory, scripted_video):
 def test_annotated_output_video(embedder, matcher_factory, scripted_video, tmp_path):
     out = tmp_path / "annotated.avi"
     run(embedder, matcher_factory(), scripted_video, output=str(out))
-    capture = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_video(out)
     assert len(frames) == len(SCRIPT) and frames[0].shape == (128, 128, 3)
     # accepted frames carry a green box edge, the stranger's a red one (BGR)
     blue, green, red = frames[3][64, 0].astype(int)
