@@ -53,18 +53,12 @@ def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: b
 
 
 def _save(result, out: Path, fingerprint: str) -> None:
-    """Write the .npz at exactly ``out`` (np.savez adds .npz to a bare name), whole or not at
-    all, and never over one of the images it was computed from."""
+    """Write the .npz (whole or not at all), never over one of the images it came from."""
     embedded = {os.path.realpath(p) for p in result.paths}
     embedded.update(os.path.realpath(f) for f, _ in result.failures)
     if os.path.realpath(out) in embedded:
         raise InvalidInputError(f"--out {out}: is one of the input images; choose another file")
-    partial = out.with_name(out.name + ".partial")
     try:
-        with open(partial, "wb") as handle:
-            result.save(handle, fingerprint)
-        os.replace(partial, out)
+        result.save(out, fingerprint)
     except OSError as exc:
         raise InvalidInputError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        partial.unlink(missing_ok=True)

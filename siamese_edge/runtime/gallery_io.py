@@ -33,6 +33,7 @@ import numpy as np
 
 from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.model_info import ModelInfo, Preprocessing
+from siamese_edge.runtime.atomic_file import replaced_on_success
 from siamese_edge.runtime.gallery import DuplicateIdentityError, Gallery
 
 FORMAT = "siamese-edge-gallery"
@@ -70,11 +71,8 @@ def export_gallery(gallery: Gallery, out: str | os.PathLike[str]) -> dict[str, i
         "template_quality": np.array([np.nan if t.quality is None else t.quality
                                       for t in records], np.float64),
     }
-    out = Path(out)
-    temporary = out.with_name(out.name + ".partial")
-    with open(temporary, "wb") as handle:  # np.savez would append .npz to a bare name
+    with replaced_on_success(out) as handle:
         np.savez(handle, **arrays)
-    os.replace(temporary, out)
     return {"identities": len(names), "templates": len(records)}
 
 

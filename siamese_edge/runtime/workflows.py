@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from siamese_edge.errors import ImageReadError, InvalidInputError
+from siamese_edge.runtime.atomic_file import replaced_on_success
 from siamese_edge.runtime.embedder import Embedder
 from siamese_edge.runtime.gallery import DuplicateIdentityError, Gallery, validate_name
 from siamese_edge.runtime.imageio import is_image_path, read_image
@@ -137,10 +138,13 @@ class EmbeddingSet:
     failures: list[tuple[str, str]]
 
     def save(self, out: str | os.PathLike[str], fingerprint: str) -> None:
-        """Write an ``.npz`` readable without pickle (strings stored as unicode arrays)."""
-        np.savez(out, embeddings=self.embeddings, paths=np.array(self.paths, dtype=str),
-                 labels=np.array(self.labels, dtype=str),
-                 model_fingerprint=np.array(fingerprint))
+        """Write an ``.npz`` at exactly ``out``, whole or not at all, readable without pickle
+        (strings stored as unicode arrays)."""
+        with replaced_on_success(out) as handle:
+            np.savez(handle, embeddings=self.embeddings,
+                     paths=np.array(self.paths, dtype=str),
+                     labels=np.array(self.labels, dtype=str),
+                     model_fingerprint=np.array(fingerprint))
 
 
 def embed_inputs(embedder: Embedder, inputs: Sequence[str | os.PathLike[str]]) -> EmbeddingSet:
