@@ -10,7 +10,7 @@ import numpy as np
 
 from siamese_edge.errors import GalleryError, InvalidInputError, UnknownIdentityError
 from siamese_edge.runtime.embedder import Embedder
-from siamese_edge.runtime.gallery import Gallery, validate_name
+from siamese_edge.runtime.gallery import Gallery, normalize_name
 from siamese_edge.runtime.matching import Aggregation, Candidate, MaxScore
 
 UNKNOWN = "unknown"
@@ -81,7 +81,7 @@ class Verifier:
         return self.identify_embeddings(self.embedder.embed(images), k)
 
     def verify_embeddings(self, embeddings: np.ndarray, identity: str) -> list[Decision]:
-        identity = _as_enrolled(identity)
+        identity = normalize_name(identity)  # as enrolment stored it
         index = self.gallery.index()
         labels = [label for label, name in self.gallery.label_names().items()
                   if name == identity]
@@ -113,15 +113,6 @@ class Verifier:
                                       self.threshold, candidates[:max(1, k)], gap,
                                       self.margin))
         return decisions
-
-
-def _as_enrolled(identity: str) -> str:
-    """``identity`` spelled as enrolment stores names (NFC, stripped); a name enrolment
-    would refuse is looked up as given, so the answer is "no identity named ..."."""
-    try:
-        return validate_name(identity)
-    except InvalidInputError:
-        return identity
 
 
 def _finite(what: str, value: float) -> float:
