@@ -75,6 +75,8 @@ def bench(model: str, batches, iterations: int, warmup: int, threads: int | None
         run_benchmark
     from siamese_edge.errors import InvalidInputError
 
+    if pin and not threads:  # pinning to "the first --threads CPUs" needs a number
+        raise click.UsageError("--pin needs --threads N: it pins to the first N CPUs")
     if plot_path and not Path(plot_path).parent.is_dir():  # known before minutes of timing
         raise InvalidInputError(f"--plot {plot_path}: folder {Path(plot_path).parent} "
                                 f"does not exist")
