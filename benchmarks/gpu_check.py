@@ -106,7 +106,11 @@ def main() -> int:
     if args.model:
         model = Path(args.model)
     else:
-        model, torch_net = make_model(out / "model.onnx")
+        try:
+            model, torch_net = make_model(out / "model.onnx")
+        except ImportError as exc:  # the runtime-only image of a device has no torch
+            sys.exit(f"gpu_check: without --model it builds a test model, which needs the "
+                     f"train extra ({exc.name} missing); pass --model MODEL.onnx")
     from siamese_edge.runtime.model_file import read_model_info
     info = read_model_info(model)
     pre = info.preprocessing

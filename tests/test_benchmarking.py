@@ -112,3 +112,30 @@ def test_benchmark_scripts_keep_progress_off_stdout(script, args, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert isinstance(json.loads(result.stdout), dict), result.stdout[:500]
     assert result.stderr.strip()  # the progress is still shown
+
+
+def test_gpu_check_without_torch_says_what_it_needs(tmp_path):
+    """On a runtime-only device (no torch) ``gpu_check.py`` without ``--model`` cannot build
+    its test model: one line saying so, not an ImportError traceback."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    hide_torch = textwrap.dedent(f"""
+        import importlib.abc, runpy, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ModuleNotFoundError("hidden by test", name=name)
+        sys.meta_path.insert(0, Block())
+        sys.argv = [{str(script)!r}, "--out", {str(tmp_path / "out")!r}]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    """)
+    result = subprocess.run([sys.executable, "-c", hide_torch], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "needs the train extra (torch missing)" in result.stderr
+    assert "--model" in result.stderr.strip().splitlines()[-1]
