@@ -156,7 +156,8 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
         The summary (``frames``, ``fps``, ``latency_ms`` p50/p99 per stage, ``stopped_by``).
 
     Raises:
-        CameraError: the source cannot be opened; InvalidInputError: a bad option.
+        CameraError: the source cannot be opened, or ended before its first frame;
+            InvalidInputError: a bad option.
     """
     parsed = parse_source(source)
     voter = KOfNVoter.parse(options.vote)
@@ -184,6 +185,12 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
                            stop=stop,
                            should_stop=(lambda: window.quit_requested) if window else None)
     summary["source"] = parsed.text
+    if summary["stopped_by"] == "end" and summary["frames_read"] == 0:
+        # nothing was verified: an empty video, or a stream that never sent a frame
+        from siamese_edge.camera.sources import CameraError
+
+        raise CameraError(f"--camera {parsed.text}: the source ended before its first frame "
+                          f"(an empty video, or a stream that sent nothing)")
     return summary
 
 

@@ -89,3 +89,18 @@ def test_camera_errors_are_one_line(tmp_path, gallery):
     result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", gallery, "--camera",
                                       "0"])
     assert result.exit_code == 2  # --name missing
+
+
+def test_verify_camera_on_a_video_without_frames_fails(tmp_path, gallery):
+    empty = tmp_path / "empty.avi"  # a valid container that OpenCV opens, holding no frame
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (112, 112))
+    writer.release()
+    capture = cv2.VideoCapture(str(empty))
+    if not capture.isOpened():
+        pytest.skip("this OpenCV does not open an empty MJPG .avi")
+    capture.release()
+    result = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(empty), "--json"])
+    assert result.exit_code == 1, result.output  # used to print a summary and exit 0
+    assert result.output.strip().splitlines()[-1].startswith("error: ")
+    assert "ended before its first frame" in result.output
