@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from siamese_edge.cli.options import (
-    backend_options, batch_option, json_option, model_option, open_embedder, print_json,
-    warn,
+    EXIT_PARTIAL, backend_options, batch_option, json_option, model_option, open_embedder,
+    print_json, warn,
 )
 from siamese_edge.errors import InvalidInputError
 
@@ -31,7 +31,8 @@ def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: b
     Example:
       siamese-edge embed -m model.onnx --out embeddings.npz images/
 
-    The .npz loads with numpy.load(..., allow_pickle=False).
+    The .npz loads with numpy.load(..., allow_pickle=False). Unreadable images are reported
+    and skipped, the rest is written, and the exit status is 3.
     """
     from siamese_edge.runtime.workflows import embed_inputs
 
@@ -50,6 +51,8 @@ def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: b
         for _, error in result.failures:
             warn(f"skipped {error}")
         click.echo(f"wrote {summary['count']} embeddings of size {summary['dim']} to {out}")
+    if result.failures:  # as enroll --from-dir: the rest is written, the skips are signalled
+        raise SystemExit(EXIT_PARTIAL)
 
 
 def _save(result, out: Path, fingerprint: str) -> None:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import click
 
 from siamese_edge.cli.options import (
-    backend_options, batch_option, gallery_option, json_option, model_option, open_embedder,
-    parse_metadata, print_json, print_json_line, warn,
+    EXIT_PARTIAL, backend_options, batch_option, gallery_option, json_option, model_option,
+    open_embedder, parse_metadata, print_json, print_json_line, warn,
 )
-
-#: exit status when some files of a --from-dir enrolment were skipped (the rest is stored)
-EXIT_PARTIAL = 3
 
 
 @click.command("enroll")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import click
 
 from siamese_edge.cli.options import (
-    backend_options, batch_option, gallery_option, json_option, open_embedder, parse_metadata,
-    print_json, warn,
+    EXIT_PARTIAL, backend_options, batch_option, gallery_option, json_option, open_embedder,
+    parse_metadata, print_json, warn,
 )
 
-#: exit status when some identities or templates were skipped (the rest is done)
-EXIT_PARTIAL = 3
 
 
 def _open(gallery: str, writable: bool = False):

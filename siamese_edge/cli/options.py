@@ -7,6 +7,10 @@ import math
 
 import click
 
+#: exit status when some inputs were skipped and the rest was done (enroll --from-dir, embed,
+#: gallery reembed/verify); scripts can tell it from a failure (1) and a usage error (2)
+EXIT_PARTIAL = 3
+
 model_option = click.option("--model", "-m", "model", required=True,
                             type=click.Path(dir_okay=False),
                             help="Exported ONNX model (siamese-edge export).")

@@ -238,3 +238,18 @@ def test_embed_writes_exactly_out_and_refuses_bad_out_in_one_line(tmp_path, tiny
     result = run("embed", "-m", tiny_model, "--out", image, image)
     assert result.exit_code != 0 and "input images" in result.output
     assert image.read_bytes() == before
+
+
+def test_embed_skips_unreadable_images_writes_the_rest_and_exits_3(tmp_path, tiny_model,
+                                                                   people):
+    (people / "ann" / "broken.png").write_bytes(b"\x89PNG garbage")
+    out = tmp_path / "e.npz"
+    result = run("embed", "-m", tiny_model, "--out", out, "--json", people)
+    assert result.exit_code == 3, result.output  # as enroll --from-dir; it used to be 0
+    doc = json.loads(result.stdout)
+    assert doc["count"] == 6 and [f["file"] for f in doc["failures"]] == [
+        str(people / "ann" / "broken.png")]
+    assert len(np.load(out, allow_pickle=False)["paths"]) == 6
+    result = run("embed", "-m", tiny_model, "--out", out, people)
+    assert result.exit_code == 3 and "skipped" in result.output
+    assert "Traceback" not in result.output
