@@ -42,7 +42,8 @@ from siamese_edge.cli.options import (
 @json_option
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 def verify(model: str, gallery: str, identity: str | None, threshold: float | None, top_k: int,
-           aggregate: str, aggregate_k: int, margin: float | None, camera: str | None, vote: str, roi: str, show: bool, output: str | None,
+           aggregate: str, aggregate_k: int, margin: float | None, camera: str | None,
+           vote: str, roi: str, show: bool, output: str | None,
            max_frames: int | None, duration: float | None, backend: str, engine: str | None,
            require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
            images: tuple[str, ...]) -> None:
