@@ -74,8 +74,11 @@ def show(gallery: str, as_json: bool, name: str) -> None:
 @click.argument("new")
 def rename(gallery: str, as_json: bool, old: str, new: str) -> None:
     """Rename identity OLD to NEW."""
+    from siamese_edge.runtime.gallery import normalize_name
+
     with _open(gallery, writable=True) as store:
         new = store.rename(old, new)
+    old = normalize_name(old)  # the stored spelling, as `new` is
     if as_json:
         print_json({"renamed": {"from": old, "to": new}})
     else:
@@ -89,9 +92,12 @@ def rename(gallery: str, as_json: bool, old: str, new: str) -> None:
 @click.argument("metadata")
 def set_metadata(gallery: str, as_json: bool, name: str, metadata: str) -> None:
     """Replace NAME's free-form metadata with the JSON object METADATA."""
+    from siamese_edge.runtime.gallery import normalize_name
+
     value = parse_metadata(metadata)
     with _open(gallery, writable=True) as store:
         store.set_metadata(name, value)
+    name = normalize_name(name)  # echo the identity as stored, not as typed
     if as_json:
         print_json({"identity": name, "metadata": value})
     else:
@@ -106,12 +112,15 @@ def set_metadata(gallery: str, as_json: bool, name: str, metadata: str) -> None:
 @click.argument("name")
 def remove(gallery: str, template: int | None, as_json: bool, name: str) -> None:
     """Remove identity NAME, or one of its templates."""
+    from siamese_edge.runtime.gallery import normalize_name
+
     with _open(gallery, writable=True) as store:
         if template is None:
             removed = store.remove(name)
         else:
             store.remove_template(template, name)
             removed = 1
+    name = normalize_name(name)  # echo the identity as stored, not as typed
     if as_json:
         print_json({"identity": name, "templates_removed": removed,
                     "identity_removed": template is None})

@@ -57,6 +57,17 @@ def test_rename_reports_the_name_as_stored(gallery):
         == "renamed anna -> caf\u00e9\n"
     assert json.loads(run("gallery", "list", "-g", gallery, "--json").output)["identities"] \
         == {"ben": 2, "caf\u00e9": 2}
+    # every command echoes the identity as stored, whatever spelling found it
+    result = run("gallery", "rename", "-g", gallery, " cafe\u0301", "cafe", "--json")
+    assert json.loads(result.output) == {"renamed": {"from": "caf\u00e9", "to": "cafe"}}
+    result = run("gallery", "set-metadata", "-g", gallery, " cafe ", '{"a": 1}', "--json")
+    assert json.loads(result.output) == {"identity": "cafe", "metadata": {"a": 1}}
+    assert run("gallery", "set-metadata", "-g", gallery, " ben", "{}").output \
+        == "ben: metadata set\n"
+    result = run("gallery", "remove", "-g", gallery, " cafe", "--json")
+    assert json.loads(result.output)["identity"] == "cafe"
+    assert run("gallery", "remove", "-g", gallery, "ben ").output \
+        == "removed ben: 2 template(s)\n"
 
 
 def test_export_import_reembed_and_duplicates(tmp_path, gallery, tiny_model, other_tiny_model):
