@@ -1,0 +1,121 @@
+"""1:1 comparison of two images, no gallery: the Siamese question "same identity or not?".
+
+For a questioned signature against a reference, or a verification protocol written as a list
+of image pairs. Each distinct image is read and embedded once, in chunks, however many pairs
+name it; a pair whose image cannot be read is reported and skipped, never guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from siamese_edge.errors import ImageReadError, InvalidInputError
+from siamese_edge.runtime.embedder import Embedder
+from siamese_edge.runtime.imageio import read_image
+
+#: distinct images read and embedded at a time (bounds memory on long pair lists)
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class PairDecision:
+    first: str
+    second: str
+    score: float  # cosine similarity of the two embeddings
+    accepted: bool  # score >= threshold: the same identity
+    threshold: float
+
+    def to_dict(self) -> dict:
+        return {"first": self.first, "second": self.second, "score": self.score,
+                "accepted": self.accepted, "threshold": self.threshold}
+
+
+@dataclass
+class PairReport:
+    threshold: float
+    decisions: list[PairDecision] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold,
+                "pairs": [d.to_dict() for d in self.decisions],
+                "failures": [{"file": f, "error": e} for f, e in self.failures]}
+
+
+def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Two image paths per line, separated by a tab or a comma (CSV quoting for paths with
+    commas); blank lines and lines starting with ``#`` are skipped. Relative paths are
+    relative to the list's folder, so a protocol travels with its images.
+
+    Raises:
+        InvalidInputError: the file cannot be read, a line does not hold two paths, or there
+            are no pairs.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InvalidInputError(f"--pairs {path}: cannot read it ({reason})") from None
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
+        fields = [f.strip() for f in fields]
+        if len(fields) != 2 or not all(fields):
+            raise InvalidInputError(f"--pairs {path}, line {number}: expected two image "
+                                    f"paths separated by a tab or a comma, got {line!r}")
+        pairs.append(tuple(str(path.parent / f) for f in fields))
+    if not pairs:
+        raise InvalidInputError(f"--pairs {path}: no pairs in it")
+    return pairs
+
+
+def compare_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]],
+                  threshold: float | None = None, skip_unreadable: bool = True) -> PairReport:
+    """Score every pair and decide it at ``threshold`` (default: the model's own).
+
+    Args:
+        embedder: an entered :class:`Embedder`.
+        pairs: (first, second) image paths.
+        threshold: accept a pair as the same identity when its score reaches it.
+        skip_unreadable: report pairs with an unreadable image as failures (else raise
+            :class:`ImageReadError` on the first one).
+    """
+    value = float(embedder.info.threshold if threshold is None else threshold)
+    if not math.isfinite(value):
+        raise InvalidInputError(f"threshold must be a finite number, not {value}")
+    report = PairReport(value)
+    distinct = list(dict.fromkeys(p for pair in pairs for p in pair))
+    vectors: dict[str, np.ndarray] = {}
+    for start in range(0, len(distinct), CHUNK):
+        images, names = [], []
+        for name in distinct[start:start + CHUNK]:
+            try:
+                images.append(read_image(name))
+                names.append(name)
+            except ImageReadError as exc:
+                if not skip_unreadable:
+                    raise
+                report.failures.append((name, str(exc)))
+        if images:
+            vectors.update(zip(names, embedder.embed(images)))
+    for first, second in pairs:
+        if first in vectors and second in vectors:
+            # float64, as the verifier compares: a float32 score just below the threshold
+            # must not round up to it
+            score = float(np.dot(vectors[first].astype(np.float64),
+                                 vectors[second].astype(np.float64)))
+            report.decisions.append(PairDecision(first, second, score, score >= value, value))
+    if not report.decisions:
+        raise InvalidInputError("no pair could be compared: every pair has an unreadable "
+                                "image")
+    return report
