@@ -55,7 +55,7 @@ if [ -n "$MODEL" ] && [ "${SIAMESE_EDGE_BUILD_ENGINE:-1}" != "0" ]; then
 fi
 
 case "${1:-doctor}" in
-    -*|train|export|enroll|gallery|verify|embed|evaluate|engine|doctor|bench)
+    -*|train|export|enroll|gallery|verify|compare|embed|evaluate|engine|doctor|bench)
         exec siamese-edge "$@" ;;
     *)
         exec "$@" ;;

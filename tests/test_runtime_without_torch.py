@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent("""
     from siamese_edge.cli import cli
     runner = CliRunner()
     codes = {{}}
-    for command in ("enroll", "verify", "embed"):
+    for command in ("enroll", "verify", "compare", "embed"):
         codes[command + " --help"] = runner.invoke(cli, [command, "--help"]).exit_code
     codes["--help"] = runner.invoke(cli, ["--help"]).exit_code
     model, gallery, image_dir, out = sys.argv[1:5]
@@ -45,6 +45,9 @@ SCRIPT = textwrap.dedent("""
     answer = json.loads(r.output)["results"][0]["identity"] if r.exit_code == 0 else r.output
     r = runner.invoke(cli, ["embed", "--model", model, "--out", out, image_dir])
     codes["embed"] = r.exit_code
+    r = runner.invoke(cli, ["compare", "--model", model, image_dir + "/ann/0.png",
+                            image_dir + "/ann/1.png"])
+    codes["compare"] = r.exit_code
     loaded = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".")
                                                   for f in FORBIDDEN))
     HIDDEN -= {{"siamese_edge.training", "siamese_edge.exporting"}}

@@ -19,6 +19,7 @@ COMMANDS = {
     "enroll": "siamese_edge.cli.enroll:enroll",
     "gallery": "siamese_edge.cli.gallery:gallery",
     "verify": "siamese_edge.cli.verify:verify",
+    "compare": "siamese_edge.cli.compare:compare",
     "embed": "siamese_edge.cli.embed:embed",
     "evaluate": "siamese_edge.cli.evaluate:evaluate",
     "engine": "siamese_edge.cli.engine:build_engine_command",
