@@ -84,6 +84,58 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
     genuine, impostor = pair_scores(embeddings[subset], labels[subset])
     if genuine.size == 0:
         raise ValueError("evaluation needs at least two images of one identity")
+    n = min(n_way, len(classes))
+    report = _pair_report(genuine, impostor, fars, target_far, len(labels), len(classes),
+                          rank1=rank1_accuracy(embeddings, labels, rng), n_way=n,
+                          n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng))
+    t_target = report.threshold_at_target
+    operating = report.eer_threshold if t_target is None else t_target
+    report.errors = error_breakdown(embeddings[subset], labels[subset], operating, names,
+                                    basis="EER" if t_target is None else f"FAR {target_far:g}")
+    tars = report.tar_at_far
+    if bootstrap:
+        measured = [far for far in sorted(set(fars) | {target_far}, reverse=True)
+                    if tars[far_key(far)] is not None]
+        report.confidence = identity_bootstrap(
+            embeddings[subset], labels[subset], measured, [far_key(f) for f in measured],
+            operating, replicates=bootstrap, level=level, seed=seed)
+    return report, genuine, impostor
+
+
+def evaluate_listed_pairs(embeddings: np.ndarray, pairs: np.ndarray, num_identities: int,
+                          fars: tuple[float, ...] = DEFAULT_FARS, target_far: float = 1e-3,
+                          ) -> tuple[EvaluationReport, np.ndarray, np.ndarray]:
+    """Evaluate exactly the listed pairs: a verification protocol (a pairs CSV, as LFW's
+    pairs list), not every pair among the identities the list implies.
+
+    ``pairs``: ``(M, 3)`` rows of image index i, image index j, same (1) / different (0).
+    Rank-1, N-way 1-shot, the error breakdown and identity-bootstrap intervals need named
+    identities, which a pairs list does not give: they are left out, and ``extras`` says so.
+    """
+    pairs = np.asarray(pairs, np.int64)
+    embeddings = np.asarray(embeddings, np.float32)
+    if pairs.ndim != 2 or pairs.shape[1] != 3 or not len(pairs):
+        raise ValueError("no pairs to evaluate")
+    # float64 dot products, one per listed pair
+    scores = np.einsum("ij,ij->i", embeddings[pairs[:, 0]].astype(np.float64),
+                       embeddings[pairs[:, 1]].astype(np.float64))
+    genuine, impostor = scores[pairs[:, 2] == 1], scores[pairs[:, 2] == 0]
+    if genuine.size == 0 or impostor.size == 0:
+        raise ValueError(f"the pairs list needs genuine and impostor pairs; it has "
+                         f"{genuine.size} genuine and {impostor.size} impostor")
+    report = _pair_report(genuine, impostor, fars, target_far, len(embeddings),
+                          num_identities, rank1=None, n_way=0, n_way_one_shot=None)
+    report.extras["protocol"] = "listed pairs"
+    report.extras["not_measured"] = ("rank-1, N-way 1-shot, error breakdown and intervals: "
+                                     "a pairs list names no identities")
+    return report, genuine, impostor
+
+
+def _pair_report(genuine: np.ndarray, impostor: np.ndarray, fars: tuple[float, ...],
+                 target_far: float, num_images: int, num_identities: int,
+                 **identification) -> EvaluationReport:
+    """The verification numbers of genuine and impostor scores: AUC, EER, TAR at each FAR
+    that enough impostor pairs can measure, and the threshold reaching ``target_far``."""
     eer, eer_t = equal_error_rate(genuine, impostor)
     tars: dict[str, float | None] = {}
     notes: dict[str, str] = {}
@@ -98,24 +150,11 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
     t_target = tar_target = None
     if tars.get(far_key(target_far)) is not None:
         t_target, _, tar_target = threshold_at_far(genuine, impostor, target_far)
-    n = min(n_way, len(classes))
-    operating = eer_t if t_target is None else t_target
-    report = EvaluationReport(
-        num_images=len(labels), num_identities=len(classes), genuine_pairs=int(genuine.size),
+    return EvaluationReport(
+        num_images=num_images, num_identities=num_identities, genuine_pairs=int(genuine.size),
         impostor_pairs=int(impostor.size), auc=roc_auc(genuine, impostor), eer=eer,
         eer_threshold=eer_t, tar_at_far=tars, far_notes=notes, target_far=target_far,
-        threshold_at_target=t_target, tar_at_target=tar_target,
-        rank1=rank1_accuracy(embeddings, labels, rng), n_way=n,
-        n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng),
-        errors=error_breakdown(embeddings[subset], labels[subset], operating, names,
-                               basis="EER" if t_target is None else f"FAR {target_far:g}"))
-    if bootstrap:
-        measured = [far for far in sorted(set(fars) | {target_far}, reverse=True)
-                    if tars[far_key(far)] is not None]
-        report.confidence = identity_bootstrap(
-            embeddings[subset], labels[subset], measured, [far_key(f) for f in measured],
-            operating, replicates=bootstrap, level=level, seed=seed)
-    return report, genuine, impostor
+        threshold_at_target=t_target, tar_at_target=tar_target, **identification)
 
 
 def _stratified_subset(labels: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:

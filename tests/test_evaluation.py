@@ -72,3 +72,36 @@ def test_a_target_far_near_a_reported_one_keeps_its_own_entry():
     report, _, _ = evaluate_embeddings(e, labels, fars=(1e-4,), target_far=1.4e-4)
     assert report.tar_at_far["1e-4"] is None and report.tar_at_far["0.00014"] is not None
     assert report.threshold_at_target is not None
+
+
+def test_listed_pairs_score_exactly_the_list_not_every_pair_of_its_identities():
+    from siamese_edge.evaluation import evaluate_listed_pairs
+    from siamese_edge.metrics import equal_error_rate, roc_auc
+
+    e, labels = clustered(n_classes=3, per_class=4, spread=0.3, seed=2)
+    rng = np.random.default_rng(0)
+    pairs = np.array([(i, j, int(labels[i] == labels[j]))
+                      for i, j in rng.integers(0, len(e), (40, 2)) if i != j])
+    report, genuine, impostor = evaluate_listed_pairs(e, pairs, 3, fars=(1e-1,),
+                                                      target_far=1e-1)
+    expected = np.array([float(e[i].astype(np.float64) @ e[j]) for i, j, _ in pairs])
+    same = pairs[:, 2] == 1
+    np.testing.assert_allclose(genuine, expected[same], atol=1e-7)
+    np.testing.assert_allclose(impostor, expected[~same], atol=1e-7)
+    assert report.genuine_pairs == same.sum() and report.impostor_pairs == (~same).sum()
+    assert report.auc == roc_auc(expected[same], expected[~same])
+    assert report.eer == equal_error_rate(expected[same], expected[~same])[0]
+    assert report.rank1 is None and report.n_way_one_shot is None and report.errors is None
+    assert report.extras["protocol"] == "listed pairs"
+    # all-pairs evaluation of the same images counts other pairs
+    assert evaluate_embeddings(e, labels)[0].impostor_pairs != report.impostor_pairs
+
+
+def test_listed_pairs_need_both_kinds():
+    from siamese_edge.evaluation import evaluate_listed_pairs
+
+    e, labels = clustered(n_classes=2, per_class=3)
+    with pytest.raises(ValueError, match="0 impostor"):
+        evaluate_listed_pairs(e, np.array([[0, 1, 1], [3, 4, 1]]), 2)
+    with pytest.raises(ValueError, match="no pairs"):
+        evaluate_listed_pairs(e, np.zeros((0, 3), np.int64), 2)

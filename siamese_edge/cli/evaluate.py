@@ -73,13 +73,16 @@ def confidence_lines(ci: ConfidenceIntervals) -> list[str]:
 @click.option("--bootstrap", default=200, show_default=True, type=click.IntRange(0, 10000),
               help="Resamples of identities for 95% confidence intervals (0: none).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--pairs-label-means", "label_means", type=click.Choice(["similar", "dissimilar"]),
+              default="similar", show_default=True,
+              help="When DATA is a pairs CSV: what its label 1 means.")
 @backend_options
 @batch_option
 @json_option
 def evaluate(model: str, data: str, labels: str | None, classes: str | None, target_far: float,
              n_way: int, plots: str | None, write_threshold: bool, bootstrap: int, seed: int,
-             backend: str, engine: str | None, require_gpu: bool, rebuild_stale: bool,
-             batch_size: int, as_json: bool) -> None:
+             label_means: str, backend: str, engine: str | None, require_gpu: bool,
+             rebuild_stale: bool, batch_size: int, as_json: bool) -> None:
     """Measure MODEL's verification accuracy on DATA's identities.
 
     \b
@@ -91,6 +94,10 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
     Reports ROC AUC, EER, TAR at FAR 1e-2/1e-3/1e-4, rank-1 identification and N-way 1-shot
     accuracy, and the threshold that reaches the target FAR. Intervals come from resampling
     identities, not pairs: pairs of one identity are not independent.
+
+    A pairs CSV (img1,img2,label) is a protocol: exactly its pairs are scored, for the ROC,
+    EER, TAR@FAR and threshold; it names no identities, so there is no rank-1, N-way or
+    interval.
     """
     from siamese_edge.errors import InvalidInputError
     from siamese_edge.runtime.workflows import evaluate_model
@@ -110,7 +117,8 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
 
     with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         report, genuine, impostor = evaluate_model(embedder, data, labels, wanted, target_far,
-                                                   n_way, seed, progress, bootstrap)
+                                                   n_way, seed, progress, bootstrap,
+                                                   label_means)
     doc = report.to_dict()
     if plots:
         from siamese_edge.plots import save_evaluation_plots
@@ -127,8 +135,11 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
     if as_json:
         print_json(doc)
         return
-    click.echo(f"{report.num_images} images, {report.num_identities} identities, "
-               f"{report.genuine_pairs} genuine / {report.impostor_pairs} impostor pairs")
+    listed = report.extras.get("protocol") == "listed pairs"
+    click.echo(f"{report.num_images} images, "
+               + ("" if listed else f"{report.num_identities} identities, ")
+               + f"{report.genuine_pairs} genuine / {report.impostor_pairs} impostor pairs"
+               + (" (as listed)" if listed else ""))
     ci = report.confidence
     click.echo(f"ROC AUC   {report.auc:.4f}{_span(ci and ci.auc)}")
     click.echo(f"EER       {report.eer:.4f}{_span(ci and ci.eer)}  "
@@ -137,8 +148,11 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         note = f"  ({report.far_notes[far]})" if far in report.far_notes else ""
         span = _span(ci.tar_at_far.get(far)) if ci else ""
         click.echo(f"TAR@FAR={far:<5} {_fmt(tar)}{span}{note}")
-    click.echo(f"rank-1    {_fmt(report.rank1)}  (one template per identity)")
-    click.echo(f"{report.n_way}-way 1-shot {_fmt(report.n_way_one_shot)}")
+    if listed:
+        click.echo(f"not measured: {report.extras['not_measured']}")
+    else:
+        click.echo(f"rank-1    {_fmt(report.rank1)}  (one template per identity)")
+        click.echo(f"{report.n_way}-way 1-shot {_fmt(report.n_way_one_shot)}")
     if report.threshold_at_target is not None:
         click.echo(f"threshold at FAR {target_far:g}: {report.threshold_at_target:.4f} "
                    f"(TAR {report.tar_at_target:.4f})"

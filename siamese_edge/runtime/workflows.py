@@ -173,20 +173,24 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[str | os.PathLike[str]]) -
 def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
                    labels: str | os.PathLike[str] | None = None,
                    classes: Sequence[str] | None = None, target_far: float = 1e-3,
-                   n_way: int = 5, seed: int = 0, progress=None, bootstrap: int = 0):
+                   n_way: int = 5, seed: int = 0, progress=None, bootstrap: int = 0,
+                   label_means: str = "similar"):
     """Embed a labelled dataset and evaluate verification on it.
 
     ``bootstrap``: replicates of the bootstrap over identities for 95 % intervals (0: none).
+    A pairs CSV is a protocol: exactly its pairs are scored (``label_means``: what its label 1
+    means), not every pair among the identities it implies.
 
     Returns:
         ``(EvaluationReport, genuine_scores, impostor_scores)``.
     """
     from siamese_edge.data.loading import load_dataset
-    from siamese_edge.evaluation import evaluate_embeddings
+    from siamese_edge.evaluation import evaluate_embeddings, evaluate_listed_pairs
 
     pre = embedder.info.preprocessing
     dataset = load_dataset(data, labels=labels, height=pre.height, width=pre.width,
-                           channels=pre.channels, classes=list(classes) if classes else None)
+                           channels=pre.channels, classes=list(classes) if classes else None,
+                           label_means=label_means)
     embeddings = np.empty((len(dataset.labels), embedder.info.embedding_dim), np.float32)
     step = 1024
     for start in range(0, len(embeddings), step):
@@ -194,9 +198,14 @@ def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
         if progress:
             progress(min(start + step, len(embeddings)), len(embeddings))
     try:
-        report, genuine, impostor = evaluate_embeddings(
-            embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed,
-            names=dataset.class_names, bootstrap=bootstrap)
+        if dataset.pairs is not None:
+            report, genuine, impostor = evaluate_listed_pairs(
+                embeddings, dataset.pairs, len(np.unique(dataset.labels)),
+                target_far=target_far)
+        else:
+            report, genuine, impostor = evaluate_embeddings(
+                embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed,
+                names=dataset.class_names, bootstrap=bootstrap)
     except ValueError as exc:
         raise InvalidInputError(f"{data}: {exc}") from None
     report.extras["data"] = str(data)

@@ -1,6 +1,7 @@
 """enroll / verify / embed through the CLI on a generated model."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,6 +171,36 @@ def test_evaluate_brackets_intervals_from_resampled_identities(tiny_model, peopl
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     empty = run("evaluate", "-m", tiny_model, people, "--classes", ",")
     assert empty.exit_code == 2 and "names no class" in empty.output
+
+
+def test_evaluate_on_a_pairs_csv_scores_the_listed_pairs(tmp_path, tiny_model, people):
+    protocol = people / "protocol.csv"
+    protocol.write_text("img1,img2,label\n"
+                        "ann/0.png,ann/1.png,1\n"
+                        "ben/0.png,ben/1.png,1\n"
+                        "cat/0.png,cat/1.png,1\n"
+                        "ann/0.png,ben/0.png,0\n"
+                        "cat/0.png,ann/1.png,0\n")
+    result = run("evaluate", "-m", tiny_model, protocol, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    # the list's 3 + 2 pairs, not the 3 + 12 of every pair among its six images
+    assert (doc["genuine_pairs"], doc["impostor_pairs"]) == (3, 2)
+    assert doc["extras"]["protocol"] == "listed pairs"
+    assert doc["rank1"] is None and doc["confidence"] is None and doc["errors"] is None
+    flipped = json.loads(run("evaluate", "-m", tiny_model, protocol, "--json",
+                             "--pairs-label-means", "dissimilar").output)
+    assert (flipped["genuine_pairs"], flipped["impostor_pairs"]) == (2, 3)
+    assert flipped["auc"] == pytest.approx(1 - doc["auc"])
+    text = run("evaluate", "-m", tiny_model, protocol)
+    assert text.exit_code == 0, text.output
+    assert "3 genuine / 2 impostor pairs (as listed)" in text.output
+    assert "not measured: rank-1" in text.output and "rank-1    " not in text.output
+    # two impostor pairs cannot calibrate FAR 1e-3: a one-line refusal, the model untouched
+    before = Path(tiny_model).read_bytes()
+    refused = run("evaluate", "-m", tiny_model, protocol, "--write-threshold")
+    assert refused.exit_code == 1 and "too few impostor pairs" in refused.output
+    assert Path(tiny_model).read_bytes() == before
 
 
 @pytest.mark.parametrize("option", ["--threshold", "--margin"])
