@@ -14,7 +14,8 @@ from siamese_edge.cli.options import (
 @model_option
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False),
               help="A list of pairs instead of IMAGE_A IMAGE_B: two paths per line, tab- or "
-                   "comma-separated, relative to the list's folder.")
+                   "comma-separated, relative to the list's folder (a labelled pairs CSV "
+                   "works too; evaluate measures it).")
 @click.option("--threshold", "-t", type=FiniteFloat(),
               help="Same identity when score >= T (default: the model's calibrated "
                    "threshold).")

@@ -52,7 +52,9 @@ class PairReport:
 def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """Two image paths per line, separated by a tab or a comma (CSV quoting for paths with
     commas); blank lines and lines starting with ``#`` are skipped. Relative paths are
-    relative to the list's folder, so a protocol travels with its images.
+    relative to the list's folder, so a protocol travels with its images. A pairs CSV as
+    ``train`` and ``evaluate`` read it (``img1,img2,label``, with or without its header) is
+    read too; its label column is not needed here and is ignored.
 
     Raises:
         InvalidInputError: the file cannot be read, a line does not hold two paths, or there
@@ -70,6 +72,11 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             continue
         fields = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
         fields = [f.strip() for f in fields]
+        if len(fields) == 3 and fields[2].lstrip("-").isdecimal():
+            fields = fields[:2]  # a labelled pairs CSV
+        elif not pairs and len(fields) in (2, 3) and [f.lower() for f in fields[:2]] == \
+                ["img1", "img2"]:
+            continue  # its header
         if len(fields) != 2 or not all(fields):
             raise InvalidInputError(f"--pairs {path}, line {number}: expected two image "
                                     f"paths separated by a tab or a comma, got {line!r}")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -98,7 +100,13 @@ def test_pair_lists(tmp_path):
         (str(tmp_path / "sub" / "q2.png"), "/abs/r2.png"),
         (str(tmp_path / "sub" / "with, comma.png"), str(tmp_path / "sub" / "r3.png")),
     ]
+    # a labelled pairs CSV, as train and evaluate read it: the label is ignored here
+    listing.write_text("img1,img2,label\nq1.png,r1.png,1\nq2.png,r2.png,0\n")
+    assert [tuple(Path(p).name for p in pair) for pair in read_pair_list(listing)] == [
+        ("q1.png", "r1.png"), ("q2.png", "r2.png")]
     for text, message in [("a.png\n", "line 1: expected two"),
+                          ("a.png,b.png,same\n", "line 1: expected two"),
+                          ("a.png,b.png,1,2\n", "line 1: expected two"),
                           ("a.png,b.png,c.png\n", "line 1: expected two"),
                           ("a.png,\n", "line 1: expected two"),
                           ("# nothing\n", "no pairs")]:
