@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 import click
 
 from siamese_edge.cli.options import (
-    backend_options, batch_option, json_option, model_option, open_embedder, print_json,
+    EXIT_PARTIAL, backend_options, batch_option, json_option, model_option, open_embedder,
+    print_json, warn,
 )
 
 if TYPE_CHECKING:
     from siamese_edge.confidence import ConfidenceIntervals
     from siamese_edge.error_breakdown import ErrorBreakdown
+    from siamese_edge.evaluation import EvaluationReport
 
 
 def error_lines(errors: ErrorBreakdown) -> list[str]:
@@ -134,7 +136,19 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         doc["threshold_written"] = report.threshold_at_target
     if as_json:
         print_json(doc)
-        return
+    else:
+        _print_report(report, doc, target_far, write_threshold)
+    skipped = report.extras["skipped_count"]
+    if skipped:  # measured on what could be read; like embed, exit 3 says it was not all
+        if not as_json:
+            for line in report.extras["skipped"]:
+                warn(f"skipped {line}")
+            warn(f"{skipped} unreadable file(s) left out of every number")
+        raise SystemExit(EXIT_PARTIAL)
+
+
+def _print_report(report: EvaluationReport, doc: dict, target_far: float,
+                  write_threshold: bool) -> None:
     listed = report.extras.get("protocol") == "listed pairs"
     click.echo(f"{report.num_images} images, "
                + ("" if listed else f"{report.num_identities} identities, ")

@@ -20,6 +20,10 @@ from siamese_edge.runtime.imageio import is_image_path, read_image
 from siamese_edge.runtime.verifier import Decision, Verifier
 
 
+#: unreadable files listed by name in an evaluation report (all are counted)
+MAX_LISTED_SKIPS = 100
+
+
 @dataclass
 class EnrollReport:
     """What an enrolment stored and what it skipped."""
@@ -209,6 +213,10 @@ def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
     except ValueError as exc:
         raise InvalidInputError(f"{data}: {exc}") from None
     report.extras["data"] = str(data)
+    # unreadable files were left out of every number: say so, rather than measure quietly
+    # on fewer images than the user gave
+    report.extras["skipped_count"] = len(dataset.warnings)
+    report.extras["skipped"] = dataset.warnings[:MAX_LISTED_SKIPS]
     report.extras["classes"] = [dataset.class_names[c] for c in np.unique(dataset.labels)]
     return report, genuine, impostor
 

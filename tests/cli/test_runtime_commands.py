@@ -173,6 +173,20 @@ def test_evaluate_brackets_intervals_from_resampled_identities(tiny_model, peopl
     assert empty.exit_code == 2 and "names no class" in empty.output
 
 
+def test_evaluate_says_which_files_it_left_out_and_exits_3(tiny_model, people):
+    (people / "ann" / "broken.png").write_bytes(b"\x89PNG garbage")
+    result = run("evaluate", "-m", tiny_model, people, "--json", "--bootstrap", "0")
+    assert result.exit_code == 3, result.output  # it used to measure quietly, exit 0
+    doc = json.loads(result.stdout)
+    assert doc["num_images"] == 6 and doc["extras"]["skipped_count"] == 1
+    assert doc["extras"]["skipped"][0].startswith(str(people / "ann" / "broken.png"))
+    text = run("evaluate", "-m", tiny_model, people, "--bootstrap", "0")
+    assert text.exit_code == 3 and "ROC AUC" in text.output
+    assert "1 unreadable file(s) left out of every number" in text.output
+    (people / "ann" / "broken.png").unlink()
+    assert run("evaluate", "-m", tiny_model, people, "--bootstrap", "0").exit_code == 0
+
+
 def test_evaluate_on_a_pairs_csv_scores_the_listed_pairs(tmp_path, tiny_model, people):
     protocol = people / "protocol.csv"
     protocol.write_text("img1,img2,label\n"
