@@ -25,7 +25,7 @@ def load_image_folder(root: str | os.PathLike[str], height: int | None = None,
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not folders:
         raise DatasetError(f"{root}: no identity subfolders (expected DIR/<identity>/*.png)")
-    raw, labels, paths, names, warnings = [], [], [], [], []
+    raw, labels, paths, names, warnings, warning_classes = [], [], [], [], [], []
     for folder in folders:
         files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p))
         kept = 0
@@ -34,6 +34,7 @@ def load_image_folder(root: str | os.PathLike[str], height: int | None = None,
                 raw.append(read_image(path))
             except ImageReadError as exc:
                 warnings.append(str(exc))
+                warning_classes.append(folder.name)
                 continue
             labels.append(len(names))
             paths.append(str(path))
@@ -49,4 +50,4 @@ def load_image_folder(root: str | os.PathLike[str], height: int | None = None,
         channels = 3 if any(image.shape[2] == 3 for image in raw) else 1
     images = np.stack([fit_image(image, height, width, channels) for image in raw])
     return LabelledImages(images, np.asarray(labels, np.int64), names, paths,
-                          warnings=warnings)
+                          warnings=warnings, warning_classes=warning_classes)

@@ -22,6 +22,8 @@ class LabelledImages:
         pairs: explicit pairs ``(M, 3)``: index i, index j, same (1) / different (0), when
             the data came as a pairs CSV.
         warnings: files that could not be read (skipped), one line each.
+        warning_classes: the class (folder) of each warning, where the source knows it, so
+            that selecting classes keeps only the warnings about them.
     """
 
     images: np.ndarray
@@ -30,6 +32,7 @@ class LabelledImages:
     paths: list[str] | None = None
     pairs: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
+    warning_classes: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
@@ -62,7 +65,7 @@ class LabelledImages:
             pairs = mapped[(mapped[:, 0] >= 0) & (mapped[:, 1] >= 0)]
         return LabelledImages(self.images[indices], self.labels[indices], self.class_names,
                               [self.paths[i] for i in indices] if self.paths else None, pairs,
-                              list(self.warnings))
+                              list(self.warnings), list(self.warning_classes))
 
     def select_classes(self, wanted: Sequence[str | int]) -> LabelledImages:
         """Only the images of the given classes: names, or positions when no name is a number.
@@ -86,7 +89,14 @@ class LabelledImages:
             if index in ids:
                 raise DatasetError(f"class {item!r} is the same class as {ids[index]!r}")
             ids[index] = key
-        return self.subset(np.nonzero(np.isin(self.labels, sorted(ids)))[0])
+        selected = self.subset(np.nonzero(np.isin(self.labels, sorted(ids)))[0])
+        if self.warning_classes:  # files of other classes were never part of the selection
+            names = {self.class_names[i] for i in ids}
+            kept = [(w, c) for w, c in zip(self.warnings, self.warning_classes)
+                    if c is None or c in names]
+            selected.warnings = [w for w, _ in kept]
+            selected.warning_classes = [c for _, c in kept]
+        return selected
 
 
 def _is_integer(text: str) -> bool:

@@ -27,6 +27,9 @@ def test_image_folder_infers_size_and_colour_and_skips_bad_files(tmp_path):
     assert len(data.warnings) == 1 and "broken.png" in data.warnings[0]
     gray = load_dataset(tmp_path / "d", height=8, width=8, channels=1, classes=["ben"])
     assert gray.images.shape == (2, 8, 8, 1) and set(gray.labels.tolist()) == {1}
+    assert len(gray.warnings) == 1  # broken.png is ben's
+    # a class left out takes its unreadable files with it: they were never asked for
+    assert load_dataset(tmp_path / "d", classes=["ann"]).warnings == []
 
 
 def test_unknown_class_and_missing_labels(tmp_path):
@@ -73,8 +76,19 @@ def test_pairs_csv_without_header_and_with_an_unreadable_image(tmp_path):
     assert data.labels.tolist() == [0, 0, 1]
 
 
+def test_pairs_csv_from_a_spreadsheet_with_a_byte_order_mark(tmp_path):
+    make_folder(tmp_path / "d")
+    for header in (b"img1,img2,label\n", b""):  # the BOM is not part of the first path
+        (tmp_path / "p.csv").write_bytes(b"\xef\xbb\xbf" + header +
+                                         b"d/ann/a.png,d/ann/b.jpg,1\r\n"
+                                         b"d/ann/a.png,d/ben/c.png,0\r\n")
+        data = load_dataset(tmp_path / "p.csv")
+        assert len(data) == 3 and data.warnings == [] and len(data.pairs) == 2
+
+
 @pytest.mark.parametrize("content,message", [
     ("img1,img2,label\n", "no pairs"),
+    ("a.png,b\x00.png,1\n", "row 1: a path holds a NUL byte"),
     ("img1,img2,label\na.png,b.png\n", "row 1 needs img1,img2,label"),
     ("a.png,b.png,2\n", "not 0 or 1"),
     ("a.png,b.png,1\n", "none of the images"),
