@@ -50,6 +50,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: is a directory, not an image") from None
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError:  # a NUL byte in the name: no file can have it
+        raise ImageReadError(f"{str(path)!r}: not a file name (it holds a NUL byte)") from None
     if not data:
         raise ImageReadError(f"{path}: empty file")
     try:

@@ -53,3 +53,8 @@ def test_an_empty_array_is_a_one_line_error_not_a_cv2_error(shape):
         to_rgb_or_gray(np.zeros(shape, np.uint8), bgr=True)
     with pytest.raises(ImageReadError, match="empty image"):
         fit_image(np.zeros(shape, np.uint8), 28, 28, 1)
+
+
+def test_a_name_with_a_nul_byte_is_a_read_error_not_a_crash(tmp_path: Path):
+    with pytest.raises(ImageReadError, match="NUL byte"):
+        read_image(str(tmp_path / "bad\x00name.png"))
