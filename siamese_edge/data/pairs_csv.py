@@ -51,7 +51,7 @@ def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
         raise DatasetError(f"label_means must be 'similar' or 'dissimilar', not {label_means!r}")
     path = Path(path)
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read CSV ({exc})") from None
     rows = [r for r in rows if r and any(c.strip() for c in r)]
@@ -72,6 +72,8 @@ def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
             raise DatasetError(f"{path}: row {line}: label {value} is not 0 or 1")
         same = value if label_means == "similar" else 1 - value
         ends = []
+        if any("\x00" in name for name in row[:2]):
+            raise DatasetError(f"{path}: row {line}: a path holds a NUL byte")
         for name in row[:2]:
             file = str((path.parent / name.strip()).resolve())
             ends.append(index.setdefault(file, len(index)))

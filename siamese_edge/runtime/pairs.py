@@ -62,7 +62,7 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # the BOM spreadsheets write
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise InvalidInputError(f"--pairs {path}: cannot read it ({reason})") from None
@@ -74,9 +74,10 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
         fields = [f.strip() for f in fields]
         if len(fields) == 3 and fields[2].lstrip("-").isdecimal():
             fields = fields[:2]  # a labelled pairs CSV
-        elif not pairs and len(fields) in (2, 3) and [f.lower() for f in fields[:2]] == \
-                ["img1", "img2"]:
-            continue  # its header
+        elif not pairs and (len(fields) == 3 or [f.lower() for f in fields] == ["img1", "img2"]):
+            continue  # a header: as the pairs CSV reader, any first row without a label
+        if any("\x00" in f for f in fields):
+            raise InvalidInputError(f"--pairs {path}, line {number}: a path holds a NUL byte")
         if len(fields) != 2 or not all(fields):
             raise InvalidInputError(f"--pairs {path}, line {number}: expected two image "
                                     f"paths separated by a tab or a comma, got {line!r}")
@@ -123,6 +124,7 @@ def compare_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]],
                                  vectors[second].astype(np.float64)))
             report.decisions.append(PairDecision(first, second, score, score >= value, value))
     if not report.decisions:
-        raise InvalidInputError("no pair could be compared: every pair has an unreadable "
-                                "image")
+        raise InvalidInputError(f"no pair could be compared: every pair has an unreadable "
+                                f"image ({len(report.failures)} unreadable, first "
+                                f"{report.failures[0][1]})")
     return report

@@ -84,7 +84,8 @@ def test_pairs_with_an_unreadable_image_are_skipped_or_raise(tmp_path, tiny_mode
         assert [f for f, _ in report.failures] == [str(broken)]  # once, not per pair
         with pytest.raises(ImageReadError):
             compare_pairs(embedder, pairs, threshold=0.0, skip_unreadable=False)
-        with pytest.raises(InvalidInputError, match="no pair could be compared"):
+        with pytest.raises(InvalidInputError, match="no pair could be compared.*1 unreadable, "
+                                                    "first .*broken.png"):
             compare_pairs(embedder, [(a, str(broken))], threshold=0.0)
 
 
@@ -100,14 +101,18 @@ def test_pair_lists(tmp_path):
         (str(tmp_path / "sub" / "q2.png"), "/abs/r2.png"),
         (str(tmp_path / "sub" / "with, comma.png"), str(tmp_path / "sub" / "r3.png")),
     ]
-    # a labelled pairs CSV, as train and evaluate read it: the label is ignored here
-    listing.write_text("img1,img2,label\nq1.png,r1.png,1\nq2.png,r2.png,0\n")
-    assert [tuple(Path(p).name for p in pair) for pair in read_pair_list(listing)] == [
-        ("q1.png", "r1.png"), ("q2.png", "r2.png")]
+    # a labelled pairs CSV, as train and evaluate read it: the label is ignored here; any
+    # first row without a label is its header; a spreadsheet's BOM is not part of a path
+    for header in ("img1,img2,label\n", "left,right,same\n", ""):
+        listing.write_bytes(b"\xef\xbb\xbf" + (header + "q1.png,r1.png,1\r\n"
+                                               "q2.png,r2.png,0\n").encode())
+        assert [tuple(Path(p).name for p in pair) for pair in read_pair_list(listing)] == [
+            ("q1.png", "r1.png"), ("q2.png", "r2.png")]
     for text, message in [("a.png\n", "line 1: expected two"),
-                          ("a.png,b.png,same\n", "line 1: expected two"),
+                          ("x.png,y.png\na.png,b.png,same\n", "line 2: expected two"),
+                          ("x.png,y.png\na.png,b\x00.png\n", "line 2: a path holds a NUL"),
                           ("a.png,b.png,1,2\n", "line 1: expected two"),
-                          ("a.png,b.png,c.png\n", "line 1: expected two"),
+                          ("x.png,y.png\na.png,b.png,c.png\n", "line 2: expected two"),
                           ("a.png,\n", "line 1: expected two"),
                           ("# nothing\n", "no pairs")]:
         listing.write_text(text)
