@@ -211,7 +211,9 @@ def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
                 embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed,
                 names=dataset.class_names, bootstrap=bootstrap)
     except ValueError as exc:
-        raise InvalidInputError(f"{data}: {exc}") from None
+        skipped = (f" ({len(dataset.warnings)} unreadable file(s) left out, first "
+                   f"{dataset.warnings[0]})" if dataset.warnings else "")
+        raise InvalidInputError(f"{data}: {exc}{skipped}") from None
     report.extras["data"] = str(data)
     # unreadable files were left out of every number: say so, rather than measure quietly
     # on fewer images than the user gave

@@ -185,6 +185,14 @@ def test_evaluate_says_which_files_it_left_out_and_exits_3(tiny_model, people):
     assert "1 unreadable file(s) left out of every number" in text.output
     (people / "ann" / "broken.png").unlink()
     assert run("evaluate", "-m", tiny_model, people, "--bootstrap", "0").exit_code == 0
+    # when what could be read is not enough, the refusal still says what was left out
+    (people / "ann" / "1.png").write_bytes(b"\x89PNG garbage")
+    protocol = people / "protocol.csv"
+    protocol.write_text("ann/0.png,ann/1.png,1\nann/0.png,ben/0.png,0\n")
+    result = run("evaluate", "-m", tiny_model, protocol)
+    assert result.exit_code == 1 and "0 genuine" in result.output
+    assert "1 unreadable file(s) left out, first " in result.output
+    assert "ann/1.png" in result.output
 
 
 def test_evaluate_on_a_pairs_csv_scores_the_listed_pairs(tmp_path, tiny_model, people):
