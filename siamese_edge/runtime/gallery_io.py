@@ -41,7 +41,13 @@ FORMAT_VERSION = 1
 
 
 def export_gallery(gallery: Gallery, out: str | os.PathLike[str]) -> dict[str, int]:
-    """Write every identity and template of ``gallery`` to ``out`` (.npz); returns counts."""
+    """Write every identity and template of ``gallery`` to ``out`` (.npz); returns counts.
+
+    Raises:
+        InvalidInputError: ``out`` is a database (the gallery itself, or another one): an
+            export written there would destroy it; or ``out`` cannot be written.
+    """
+    _check_export_target(gallery, Path(out))
     names = gallery.names()
     rows = {name: gallery.identity(name) for name in names}
     records = [t for name in names for t in rows[name].templates]
@@ -71,9 +77,30 @@ def export_gallery(gallery: Gallery, out: str | os.PathLike[str]) -> dict[str, i
         "template_quality": np.array([np.nan if t.quality is None else t.quality
                                       for t in records], np.float64),
     }
-    with replaced_on_success(out) as handle:
-        np.savez(handle, **arrays)
+    try:
+        with replaced_on_success(out) as handle:
+            np.savez(handle, **arrays)
+    except OSError as exc:
+        raise InvalidInputError(f"{out}: cannot write the export "
+                                f"({exc.strerror or exc})") from None
     return {"identities": len(names), "templates": len(records)}
+
+
+def _check_export_target(gallery: Gallery, out: Path) -> None:
+    if not out.exists():
+        return
+    if out.is_dir():
+        raise InvalidInputError(f"{out}: is a directory; name the export file")
+    same = os.path.samefile(out, gallery.path) if Path(gallery.path).exists() else False
+    try:
+        with open(out, "rb") as handle:
+            database = handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        database = False  # unreadable: writing will say why
+    if same or database:
+        raise InvalidInputError(f"{out}: is {'the gallery itself' if same else 'a database'}; "
+                                f"an export written there would destroy it, choose another "
+                                f"file")
 
 
 @dataclass

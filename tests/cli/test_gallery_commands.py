@@ -193,3 +193,24 @@ def test_list_and_verify_a_gallery_on_read_only_storage(gallery, tiny_model, tmp
     finally:
         media.chmod(0o755)
         shutil.rmtree(media)
+
+
+def test_export_never_writes_over_a_database_and_bad_paths_are_one_line(gallery, tmp_path,
+                                                                        tiny_model):
+    before = gallery.read_bytes()
+    result = run("gallery", "export", "-g", gallery, gallery)  # it used to replace it
+    assert result.exit_code == 1 and "the gallery itself" in result.output
+    assert gallery.read_bytes() == before
+    assert json.loads(run("gallery", "list", "-g", gallery, "--json").output)["identities"] \
+        == {"ann": 2, "ben": 2}
+    other = tmp_path / "other.sqlite"
+    shutil.copy(gallery, other)
+    result = run("gallery", "export", "-g", gallery, other)
+    assert result.exit_code == 1 and "a database" in result.output
+    assert other.read_bytes() == before
+    result = run("gallery", "export", "-g", gallery, tmp_path / "missing" / "x.npz")
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert "cannot write the export" in result.output and "Traceback" not in result.output
+    out = tmp_path / "x.npz"
+    assert run("gallery", "export", "-g", gallery, out).exit_code == 0
+    assert run("gallery", "export", "-g", gallery, out).exit_code == 0  # an export: replaced
