@@ -50,6 +50,8 @@ TEMPLATE_DTYPES = ("float32", "float16")
 #: what ``enroll`` does when the identity already exists: add templates, or refuse.
 DUPLICATE_POLICIES = ("add", "refuse")
 MAX_NAME_LENGTH = 200
+#: template times are UNIX seconds; past this (the year 5138) a value is damage, not a date
+MAX_TEMPLATE_TIME = 1e11
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -419,6 +421,9 @@ class Gallery:
         for quality in qualities:
             if quality is not None and not np.isfinite(quality):
                 raise InvalidInputError("a template quality is NaN or inf")
+        if not all(0 <= when < MAX_TEMPLATE_TIME for when in created):  # NaN fails too
+            raise InvalidInputError("a template time is not a UNIX time (NaN, negative or "
+                                    "beyond the year 5000)")
         metadata_json = _metadata_json(metadata)
         dtype = "<f2" if self.template_dtype == "float16" else "<f4"
         with self._transaction():

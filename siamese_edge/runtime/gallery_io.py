@@ -34,7 +34,7 @@ import numpy as np
 from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime.atomic_file import replaced_on_success
-from siamese_edge.runtime.gallery import DuplicateIdentityError, Gallery
+from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, DuplicateIdentityError, Gallery
 
 FORMAT = "siamese-edge-gallery"
 FORMAT_VERSION = 1
@@ -143,19 +143,54 @@ def read_export(path: str | os.PathLike[str]) -> GalleryExport:
     if missing or str(arrays.get("format")) != FORMAT:
         raise GalleryError(f"{path}: not a siamese-edge gallery export"
                            + (f" (lacks {', '.join(missing)})" if missing else ""))
-    if int(arrays["format_version"]) > FORMAT_VERSION:
-        raise GalleryError(f"{path}: export format {int(arrays['format_version'])} is newer "
-                           f"than this siamese-edge reads ({FORMAT_VERSION})")
-    meta = json.loads(str(arrays["meta"]))
-    n, dim = len(arrays["template_identity"]), int(meta.get("embedding_dim", 0))
-    embeddings = arrays["template_embeddings"]
-    if embeddings.shape != (n, dim) or any(len(arrays[k]) != n for k in (
-            "template_sources", "template_has_source", "template_created", "template_quality")):
-        raise GalleryError(f"{path}: inconsistent export (array lengths disagree)")
-    if n and (arrays["template_identity"].min() < 0
-              or arrays["template_identity"].max() >= len(arrays["identity_names"])):
-        raise GalleryError(f"{path}: inconsistent export (template owner out of range)")
+    try:
+        version = int(arrays["format_version"])
+        meta = json.loads(str(arrays["meta"]))
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not a JSON object")
+        dim = int(meta.get("embedding_dim", 0))
+    except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise GalleryError(f"{path}: damaged export ({exc})") from None
+    if version > FORMAT_VERSION:
+        raise GalleryError(f"{path}: export format {version} is newer than this "
+                           f"siamese-edge reads ({FORMAT_VERSION})")
+    problem = _inconsistency(arrays, dim)
+    if problem:  # found before anything is imported: an import is never left half done
+        raise GalleryError(f"{path}: inconsistent export ({problem})")
     return GalleryExport(meta, arrays)
+
+
+#: (array, dtype kinds accepted, length: "identities" or "templates")
+_SHAPES = (("identity_names", "U", "identities"), ("identity_created", "f", "identities"),
+           ("identity_metadata", "U", "identities"), ("template_identity", "iu", "templates"),
+           ("template_sources", "U", "templates"), ("template_has_source", "b", "templates"),
+           ("template_created", "f", "templates"), ("template_quality", "f", "templates"))
+
+
+def _inconsistency(a: dict[str, np.ndarray], dim: int) -> str | None:
+    """What is wrong with an export's arrays, or None."""
+    counts = {"identities": a["identity_names"].size, "templates": a["template_identity"].size}
+    for key, kinds, length in _SHAPES:
+        if a[key].ndim != 1 or a[key].dtype.kind not in kinds or len(a[key]) != counts[length]:
+            unit = "identity" if length == "identities" else "template"
+            return f"{key} is not one {'/'.join(kinds)} value per {unit}"
+    embeddings = a["template_embeddings"]
+    if embeddings.shape != (counts["templates"], dim) or embeddings.dtype.kind != "f" \
+            or not np.all(np.isfinite(embeddings)):
+        return f"template_embeddings are not {counts['templates']} finite rows of {dim}"
+    owners = a["template_identity"]
+    if len(owners) and (owners.min() < 0 or owners.max() >= counts["identities"]):
+        return "template owner out of range"
+    for key in ("identity_created", "template_created"):
+        if not np.all(np.isfinite(a[key]) & (a[key] >= 0) & (a[key] < MAX_TEMPLATE_TIME)):
+            return f"{key} holds times that are not dates"
+    for text in a["identity_metadata"].tolist():
+        try:
+            if not isinstance(json.loads(text), (dict, type(None))):
+                return "identity_metadata holds a value that is not a JSON object"
+        except ValueError:
+            return "identity_metadata holds text that is not JSON"
+    return None
 
 
 @dataclass
@@ -178,7 +213,9 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
     """
     export = read_export(path)
     info = export.model_info()
-    with Gallery.open(target, info) as gallery:
+    dtype = export.meta.get("template_dtype")  # a new gallery stores templates as the old one
+    with Gallery.open(target, info, template_dtype=dtype if dtype in ("float32", "float16")
+                      else "float32") as gallery:
         a = export.arrays
         report = ImportReport()
         for i, name in enumerate(a["identity_names"].tolist()):

@@ -3,7 +3,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from siamese_edge.errors import InvalidInputError, UnknownIdentityError
+from siamese_edge.errors import GalleryError, InvalidInputError, UnknownIdentityError
 from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime.gallery import SCHEMA_VERSION, DuplicateIdentityError, Gallery
 from siamese_edge.runtime.gallery_io import export_gallery, import_gallery, read_export, \
@@ -150,6 +150,51 @@ def test_export_import_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(Exception, match="not a gallery export"):
         read_export(tmp_path / "bad.npz")
+
+
+def _exported(tmp_path, **changes):
+    """An export of a two-identity gallery, with ``changes`` written over its arrays."""
+    with Gallery.open(tmp_path / "src.sqlite", INFO) as g:
+        g.enroll("ann", unit([[1, 0, 0, 0], [1, 1, 0, 0]]))
+        g.enroll("bob", unit([[0, 0, 1, 0]]))
+        export_gallery(g, tmp_path / "out.npz")
+    arrays = dict(np.load(tmp_path / "out.npz", allow_pickle=False))
+    arrays.update(changes)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    return tmp_path / "bad.npz"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"meta": np.array("{not json")}, "damaged export"),
+    ({"meta": np.array("[1, 2]")}, "not a JSON object"),
+    ({"format_version": np.array("one")}, "damaged export"),
+    ({"meta": np.array('{"embedding_dim": "x"}')}, "damaged export"),
+    ({"identity_metadata": np.array(["{}"])}, "identity_metadata is not one"),
+    ({"identity_metadata": np.array(["{}", "{oops"])}, "not JSON"),
+    ({"template_quality": np.array(["a", "b", "c"])}, "template_quality is not one"),
+    ({"template_sources": np.array("x")}, "template_sources is not one"),
+    ({"template_created": np.array([1.0, np.nan, 2.0])}, "not dates"),
+    ({"template_created": np.array([1.0, 1e300, 2.0])}, "not dates"),
+    ({"template_embeddings": np.full((3, 4), np.nan, np.float32)}, "finite rows"),
+])
+def test_a_damaged_export_is_refused_before_anything_is_imported(tmp_path, changes, message):
+    bad = _exported(tmp_path, **changes)
+    with pytest.raises(GalleryError, match=message):
+        import_gallery(tmp_path / "target.sqlite", bad)
+    assert not (tmp_path / "target.sqlite").exists()  # nothing created, nothing half imported
+
+
+def test_import_keeps_float16_storage_and_enroll_refuses_times_that_are_not_dates(tmp_path):
+    with Gallery.open(tmp_path / "half.sqlite", INFO, template_dtype="float16") as g:
+        g.enroll("ann", unit([[1, 0, 0, 0]]))
+        export_gallery(g, tmp_path / "half.npz")
+        for when in (float("nan"), -1.0, 1e300):
+            with pytest.raises(InvalidInputError, match="not a UNIX time"):
+                g.enroll("bob", unit([[0, 1, 0, 0]]), created=[when])
+        assert g.names() == ["ann"]
+    import_gallery(tmp_path / "copy.sqlite", tmp_path / "half.npz")
+    with Gallery.open(tmp_path / "copy.sqlite", INFO, create=False) as g:
+        assert g.template_dtype == "float16"  # it became float32, twice the size
 
 
 class FailingEmbedder:
