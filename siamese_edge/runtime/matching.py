@@ -17,7 +17,7 @@ import numpy as np
 
 from siamese_edge.errors import InvalidInputError
 from siamese_edge.runtime.gallery import GalleryMatrix
-from siamese_edge.runtime.search_index import SearchIndex
+from siamese_edge.runtime.search_index import SearchIndex, exact_scores
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def identity_scores(queries: np.ndarray, gallery: GalleryMatrix,
     queries = np.asarray(queries, np.float32)
     if len(gallery.names) == 0:
         return np.empty((len(queries), 0), np.float32)
-    similarities = queries @ gallery.embeddings.T  # (Q, T)
+    similarities = exact_scores(queries, gallery.embeddings.T)  # (Q, T), as the index scores
     if aggregation is None or isinstance(aggregation, MaxScore):
         # Templates of one identity are contiguous: reduce each run of columns.
         return np.maximum.reduceat(similarities, gallery.starts, axis=1)

@@ -30,6 +30,8 @@ DEFAULT_CHUNK = 8192
 _VECTOR_CHUNK = 65536
 #: the first chunk is small so that a useful k-th best threshold exists early.
 _FIRST_CHUNK = 4096
+#: templates scored at a time in float64 by ``scores`` (bounds the float64 temporary)
+_EXACT_CHUNK = 16384
 
 
 @dataclass(frozen=True)
@@ -157,15 +159,20 @@ class SearchIndex:
 
     # -- searching ------------------------------------------------------------------------
     def scores(self, queries: np.ndarray) -> np.ndarray:
-        """``(Q, N)`` inner products with every template, in storage order."""
+        """``(Q, N)`` inner products with every template, in storage order (exact, as
+        :func:`exact_scores`)."""
         queries = self._check_queries(queries)
-        return queries @ self._columns[:, :self._size]
+        out = np.empty((len(queries), self._size), np.float32)
+        for start in range(0, self._size, _EXACT_CHUNK):
+            stop = min(start + _EXACT_CHUNK, self._size)
+            out[:, start:stop] = exact_scores(queries, self._columns[:, start:stop])
+        return out
 
     def scores_of(self, queries: np.ndarray, label: int) -> np.ndarray:
-        """``(Q, t)`` inner products with the ``t`` templates of ``label``."""
+        """``(Q, t)`` inner products with the ``t`` templates of ``label`` (exact)."""
         queries = self._check_queries(queries)
         columns = np.flatnonzero(self.labels == label)
-        return queries @ self._columns[:, columns]
+        return exact_scores(queries, self._columns[:, columns])
 
     def search(self, queries: np.ndarray, k: int) -> TemplateHits:
         """The ``k`` best templates per query, exactly, best first."""
@@ -264,14 +271,29 @@ class SearchIndex:
             row = row[row >= 0]
             if not len(row):
                 continue
-            # Recompute the few winners' scores in one place so every path agrees exactly.
-            values = queries[j] @ self._columns[:, row]
+            # The few winners' exact scores: what 1:1, 1:N and any batch report alike
+            values = exact_scores(queries[j:j + 1], self._columns[:, row])[0]
             order = np.lexsort((self._ids[row], -values))
             row, values = row[order], values[order]
             scores[j, :len(row)] = values
             ids[j, :len(row)] = self._ids[row]
             labels[j, :len(row)] = self._labels[row]
         return TemplateHits(scores, ids, labels)
+
+
+def exact_scores(queries: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``(Q, d) @ (d, t)`` as float32 scores that do not depend on the batch or the kernel.
+
+    A float32 matrix product rounds differently with the shape of the call (BLAS picks other
+    kernels and summation orders), so one probe scored alone, in a batch, against one
+    identity or against the whole gallery got scores a few ulps apart, and a threshold
+    between them made 1:1 and 1:N disagree. Products of float32 values are exact in float64
+    and their float64 sum is within ~1e-16 of the true value, so rounding it to float32
+    gives the correctly rounded score whatever the summation order (except for sums within
+    1e-16 of a float32 rounding boundary, about one in 10^9).
+    """
+    return (np.asarray(queries, np.float64) @ np.asarray(columns, np.float64)).astype(
+        np.float32)
 
 
 class FaissFlatIndex(SearchIndex):

@@ -81,3 +81,53 @@ def test_a_threshold_or_margin_that_is_not_a_number_is_refused(tmp_path, tiny_mo
             Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
         with pytest.raises(InvalidInputError, match=f"{option} must be a finite number"):
             Verifier(embedder, gallery, **{option: value})
+
+
+class _FixedInfo:
+    """Just enough of an embedder for Verifier.*_embeddings."""
+
+    def __init__(self, info):
+        self.info = info
+
+
+@pytest.mark.parametrize("aggregate", ["max", "mean-top-k"])
+def test_a_probe_scores_the_same_alone_in_a_batch_one_to_one_and_one_to_n(tmp_path,
+                                                                         aggregate):
+    """Float32 matrix products round with the shape of the call: scored alone, in a batch,
+    against one identity or the whole gallery, a probe got scores a few ulps apart, and a
+    threshold between them made 1:1 and 1:N decide differently."""
+    from dataclasses import replace
+
+    from siamese_edge.model_info import ModelInfo, Preprocessing
+    from siamese_edge.runtime.matching import aggregation_from_name
+
+    rng = np.random.default_rng(0)
+    dim = 640
+    info = ModelInfo(Preprocessing(8, 8, 1, (0.5,), (0.5,)), embedding_dim=dim,
+                     threshold=0.5, fingerprint="sha256:" + "c" * 64, name="m")
+
+    def unit(n):
+        v = rng.normal(size=(n, dim)).astype(np.float32) + 3  # scores near 0.9, not 0
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    probes = unit(37)
+    with Gallery.open(tmp_path / "g.sqlite", info) as gallery:
+        for i in range(12):
+            gallery.enroll(f"id{i}", unit(5))
+        aggregation = aggregation_from_name(aggregate, 3)
+        loose = Verifier(_FixedInfo(replace(info, threshold=-1.0)), gallery,
+                         aggregation=aggregation)
+        batch = loose.identify_embeddings(probes, k=1)
+        for j, decision in enumerate(batch):
+            alone = loose.identify_embeddings(probes[j:j + 1], k=1)[0]
+            claimed = loose.verify_embeddings(probes[j:j + 1], decision.identity)[0]
+            in_batch = loose.verify_embeddings(probes, decision.identity)[j]
+            assert alone.score == decision.score == claimed.score == in_batch.score
+            # at a threshold exactly at the score both modes accept; a hair above, both reject
+            for threshold, accepted in ((decision.score, True),
+                                        (np.nextafter(decision.score, 2.0), False)):
+                strict = Verifier(_FixedInfo(info), gallery, threshold,
+                                  aggregation=aggregation)
+                assert strict.identify_embeddings(probes, k=1)[j].accepted is accepted
+                assert strict.verify_embeddings(probes[j:j + 1], decision.identity)[0] \
+                    .accepted is accepted
