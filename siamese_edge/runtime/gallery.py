@@ -174,6 +174,7 @@ class Gallery:
         self.read_only = read_only
         self.meta: dict[str, str] = {}
         self._matrix: GalleryMatrix | None = None
+        self._matrix_version: int | None = None  # PRAGMA data_version it was read at
         self._index: SearchIndex | None = None
         self._label_names: dict[int, str] = {}
         self._seen_revision = ""
@@ -655,8 +656,11 @@ class Gallery:
 
     @sqlite_errors_as_gallery_errors
     def matrix(self) -> GalleryMatrix:
-        """All templates as one contiguous float32 matrix, ordered by identity (cached)."""
-        if self._matrix is None:
+        """All templates as one contiguous float32 matrix, ordered by identity (cached, and
+        rebuilt when this or another process has changed the gallery since)."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if self._matrix is None or version != self._matrix_version:
+            self._matrix_version = version
             dim = self.embedding_dim
             rows = self._db.execute(
                 "SELECT i.name, t.embedding FROM templates t JOIN identities i "

@@ -125,6 +125,18 @@ def test_index_follows_other_connections(tmp_path):
         assert sorted(reader.label_names().values()) == ["anne", "cat"]
 
 
+def test_matrix_follows_other_connections(tmp_path):
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as reader, Gallery.open(path, INFO) as writer:
+        writer.enroll("ann", unit([[1, 0, 0, 0]]))
+        writer.enroll("bob", unit([[0, 1, 0, 0]]))
+        assert reader.matrix().names == ["ann", "bob"]
+        writer.remove("bob")  # it used to stay in the reader's cached matrix
+        assert reader.matrix().names == ["ann"]
+        reader.enroll("cat", unit([[0, 0, 1, 0]]))
+        assert reader.matrix().names == ["ann", "cat"] and len(reader.matrix().owner) == 2
+
+
 def test_export_import_round_trip(tmp_path):
     with Gallery.open(tmp_path / "a.sqlite", INFO) as g:
         g.enroll("ann", unit([[1, 0, 0, 0], [1, 1, 0, 0]]), ["a1.png", None], {"k": [1, 2]},
