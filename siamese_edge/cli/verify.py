@@ -92,7 +92,8 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
     for path, decision in zip(images, decisions):
         if mode == "verify":
             verdict = "MATCH" if decision.accepted else "NO MATCH"
-            click.echo(f"{path:<{width}}  {verdict:<8}  {identity}  score {decision.score:.3f}")
+            click.echo(f"{path:<{width}}  {verdict:<8}  {decision.identity}  "
+                       f"score {decision.score:.3f}")  # the identity as stored
         else:
             others = ", ".join(f"{c.identity} {c.score:.3f}" for c in decision.candidates[1:])
             click.echo(f"{path:<{width}}  {decision.answer:<12}  score {decision.score:.3f}"
