@@ -51,7 +51,7 @@ def test_enroll_verify_identify_embed(tmp_path, tiny_model, people):
     assert "MATCH" in lines[0] and "NO MATCH" in lines[1]
     result = run("verify", "-m", tiny_model, "-g", gallery, "--identity", " ann ",
                  people / "ann" / "1.png")
-    assert "MATCH  ann  score" in result.output  # the name as stored, not " ann "
+    assert "MATCH     ann  score" in result.output  # the name as stored, not " ann "
 
     result = run("verify", "-m", tiny_model, "-g", gallery, "--threshold", "1.5",
                  people / "ann" / "1.png")
