@@ -392,7 +392,7 @@ class Gallery:
                metadata: dict[str, Any] | None = None, *,
                qualities: Sequence[float | None] | None = None,
                created: Sequence[float] | None = None,
-               on_duplicate: str = "add") -> list[int]:
+               on_duplicate: str = "add", identity_created: float | None = None) -> list[int]:
         """Add templates to ``name`` (created if new) in one transaction; returns their ids.
 
         Args:
@@ -400,6 +400,7 @@ class Gallery:
             metadata: free-form JSON for a new identity (an existing one keeps its own).
             qualities: per template, an optional quality score.
             created: per template, a UNIX time (default now; import keeps the original).
+            identity_created: a new identity's UNIX time (default now; import keeps it).
             on_duplicate: ``add`` templates to an existing identity, or ``refuse``.
 
         Raises:
@@ -422,9 +423,10 @@ class Gallery:
         for quality in qualities:
             if quality is not None and not np.isfinite(quality):
                 raise InvalidInputError("a template quality is NaN or inf")
-        if not all(0 <= when < MAX_TEMPLATE_TIME for when in created):  # NaN fails too
-            raise InvalidInputError("a template time is not a UNIX time (NaN, negative or "
-                                    "beyond the year 5000)")
+        identity_time = now if identity_created is None else float(identity_created)
+        if not all(0 <= when < MAX_TEMPLATE_TIME for when in [*created, identity_time]):
+            raise InvalidInputError("a template or identity time is not a UNIX time (NaN, "
+                                    "negative or beyond the year 5000)")
         metadata_json = _metadata_json(metadata)
         dtype = "<f2" if self.template_dtype == "float16" else "<f4"
         with self._transaction():
@@ -432,7 +434,7 @@ class Gallery:
             if row is None:
                 cursor = self._db.execute(
                     "INSERT INTO identities (name, created, metadata) VALUES (?, ?, ?)",
-                    (name, now, metadata_json))
+                    (name, identity_time, metadata_json))
                 identity_id = cursor.lastrowid
             elif on_duplicate == "refuse":
                 raise DuplicateIdentityError(f"{name!r} is already enrolled in {self.path} "

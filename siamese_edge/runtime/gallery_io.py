@@ -232,7 +232,8 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
                 gallery.enroll(name, a["template_embeddings"][rows].astype(np.float32),
                                sources, metadata if isinstance(metadata, dict) else None,
                                qualities=qualities, created=a["template_created"][rows],
-                               on_duplicate=on_duplicate)
+                               on_duplicate=on_duplicate,
+                               identity_created=float(a["identity_created"][i]))
             except (InvalidInputError, DuplicateIdentityError, ValueError) as exc:
                 report.failures.append((name, str(exc)))
                 continue

@@ -153,6 +153,7 @@ def test_export_import_round_trip(tmp_path):
         for name, record in original.items():
             copy = g.identity(name)
             assert copy.metadata == record.metadata
+            assert copy.created == record.created  # it used to become the import's time
             assert [(t.source, t.quality, t.created) for t in copy.templates] == \
                 [(t.source, t.quality, t.created) for t in record.templates]
         np.testing.assert_array_equal(
