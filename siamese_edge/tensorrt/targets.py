@@ -60,10 +60,16 @@ class TargetProfile:
             BatchProfile.parse(self.batch)
         except Exception as exc:
             raise TargetError(f"{where}: {exc}") from None
-        if not 7 <= int(self.opset) <= 30:
+        for key in ("opset", "workspace_mb", "calib_count"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TargetError(f"{where}: {key} must be an integer, got {value!r}")
+        if not 7 <= self.opset <= 30:
             raise TargetError(f"{where}: opset {self.opset} is out of range")
-        if self.backend == "tensorrt" and int(self.workspace_mb) < 1:
+        if self.backend == "tensorrt" and self.workspace_mb < 1:
             raise TargetError(f"{where}: a TensorRT target needs workspace_mb >= 1")
+        if self.calib_count < 1:
+            raise TargetError(f"{where}: calib_count must be at least 1, got {self.calib_count}")
 
     def build_options(self, **overrides) -> EngineBuildOptions:
         """:class:`EngineBuildOptions` of this target; non-None ``overrides`` win."""
@@ -118,5 +124,5 @@ def load_target(name_or_path: str | os.PathLike[str]) -> TargetProfile:
         raise TargetError(f"{path}: missing keys {', '.join(missing)}")
     try:
         return TargetProfile(name=path.stem, **data)
-    except TypeError as exc:
+    except (TargetError, TypeError) as exc:  # name the file: a name may be found in any folder
         raise TargetError(f"{path}: {exc}") from None

@@ -45,6 +45,18 @@ def test_overrides_win_and_int8_needs_calibration_images():
     ({"description": "x", "backend": "tensorrt", "precision": "fp16", "batch": "1:8:32",
       "opset": 18, "workspace_mb": 1, "wrkspace": 2}, "unknown keys wrkspace"),
     ({"description": "x", "backend": "tensorrt"}, "missing keys"),
+    ({"description": "x", "backend": "tensorrt", "precision": "fp16", "batch": "1:8:32",
+      "opset": "abc", "workspace_mb": 1}, "bad.json: .*opset must be an integer, got 'abc'"),
+    ({"description": "x", "backend": "tensorrt", "precision": "fp16", "batch": "1:8:32",
+      "opset": "18", "workspace_mb": 1}, "opset must be an integer, got '18'"),
+    ({"description": "x", "backend": "onnxruntime", "precision": "fp32", "batch": "1:8:32",
+      "opset": 17.5, "workspace_mb": 0}, "opset must be an integer, got 17.5"),
+    ({"description": "x", "backend": "tensorrt", "precision": "fp16", "batch": "1:8:32",
+      "opset": 18, "workspace_mb": "lots"}, "workspace_mb must be an integer"),
+    ({"description": "x", "backend": "tensorrt", "precision": "int8", "batch": "1:8:32",
+      "opset": 18, "workspace_mb": 1, "calib_count": "9"}, "calib_count must be an integer"),
+    ({"description": "x", "backend": "tensorrt", "precision": "int8", "batch": "1:8:32",
+      "opset": 18, "workspace_mb": 1, "calib_count": 0}, "calib_count must be at least 1"),
 ])
 def test_bad_profiles_are_one_line_errors(tmp_path, data, message):
     path = tmp_path / "bad.json"
