@@ -210,6 +210,10 @@ def _parity(model, onnx_path: Path, pre, seed: int) -> tuple[float, tuple[int, .
         (got,) = session.run(["embeddings"], {"images": x})
         if got.shape != expected.shape:
             raise ExportError(f"ONNX output shape {got.shape} != PyTorch {expected.shape}")
+        if not (np.all(np.isfinite(got)) and np.all(np.isfinite(expected))):
+            # max() skips NaN: such a model "matched" with difference 0 and embedded nothing
+            raise ExportError("the model outputs NaN or inf on the parity batch (are its "
+                              "weights finite?); nothing exported")
         worst = max(worst, float(np.max(np.abs(got - expected))))
     return worst, batches
 

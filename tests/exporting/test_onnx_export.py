@@ -60,6 +60,23 @@ def test_parity_failure_leaves_no_file(trained_run, tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_a_model_that_outputs_nan_is_not_exported(trained_run, tmp_path):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    weight = next(k for k in state["state_dict"] if k.endswith("weight"))
+    state["state_dict"][weight] = torch.full_like(state["state_dict"][weight], float("nan"))
+    torch.save(state, run / "checkpoint.pt")
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match="NaN or inf"):  # it passed parity with diff 0
+        export_run(run, out)
+    assert not out.exists()
+
+
 def test_cli_export_json_and_bad_run(trained_run, tmp_path):
     result = CliRunner().invoke(cli, ["export", str(trained_run), "--out",
                                       str(tmp_path / "m.onnx"), "--json"])
