@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from siamese_edge.errors import InvalidInputError, ModelError
 from siamese_edge.model_info import ModelInfo
 from siamese_edge.tensorrt.errors import StaleEngineError
 
@@ -86,11 +87,52 @@ class EngineSidecar:
                                    f"{rebuild_hint(engine_path)}")
         try:
             data = json.loads(path.read_text())
+            _check_structure(data)
             fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
             return cls(**fields)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ModelError) as exc:
             raise StaleEngineError(f"{path}: unreadable engine sidecar ({exc}); "
                                    f"{rebuild_hint(engine_path)}") from None
+
+
+_TEXT = ("tensorrt_version", "precision", "onnx_fingerprint", "onnx_sha256", "precision_mode",
+         "built_at")
+
+
+def _check_structure(data: Any) -> None:
+    """Raise ValueError naming the first missing or mistyped field of a parsed sidecar, so that
+    every reader of its fields (freshness, the embedder) can trust their types."""
+    from siamese_edge.tensorrt.builder import BatchProfile
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON object is expected, not {type(data).__name__}")
+    missing = [k for k in ("tensorrt_version", "precision", "batch", "onnx_fingerprint",
+                           "model_info") if k not in data]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    if not integer(data.get("format_version", SIDECAR_FORMAT)):
+        raise ValueError(f"format_version {data['format_version']!r} is not an integer")
+    for key in _TEXT + ("gpu_name", "compute_capability"):
+        value = data.get(key)
+        if not (isinstance(value, str) or (value is None and key not in _TEXT)):
+            raise ValueError(f"{key} {value!r} is not a string")
+    batch = data["batch"]
+    if not (isinstance(batch, dict) and set(batch) == {"min", "opt", "max"}
+            and all(integer(v) for v in batch.values())):
+        raise ValueError(f"batch {batch!r} is not {{\"min\": N, \"opt\": N, \"max\": N}}")
+    try:
+        BatchProfile(**batch)
+    except InvalidInputError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(data.get("build_seconds", 0.0), (int, float)) or \
+            not isinstance(data.get("notes", []), list):
+        raise ValueError("build_seconds is not a number or notes is not a list")
+    if not isinstance(data["model_info"], dict):
+        raise ValueError(f"model_info {data['model_info']!r} is not a JSON object")
+    ModelInfo.from_dict(data["model_info"])  # ModelError when incomplete or malformed
 
 
 def rebuild_hint(engine_path: str | os.PathLike[str], model: str = "MODEL.onnx") -> str:

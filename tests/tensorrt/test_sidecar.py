@@ -72,3 +72,28 @@ def test_missing_sidecar_or_engine_is_stale(engine, tmp_path):
 def test_unknown_gpu_on_either_side_is_not_compared(engine):
     path, info = engine
     assert check_engine_fresh(path, info, RuntimeFacts(FACTS.tensorrt_version)) == []
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: [1], "a JSON object is expected, not list"),
+    (lambda d: {"model_info": "x"}, "missing tensorrt_version"),
+    (lambda d: {**d, "model_info": "x"}, "model_info 'x' is not a JSON object"),
+    (lambda d: {**d, "model_info": {"preprocessing": "x"}}, "model metadata is incomplete"),
+    (lambda d: {**d, "batch": []}, "batch \\[\\] is not"),
+    (lambda d: {**d, "batch": {}}, "batch {} is not"),
+    (lambda d: {**d, "batch": {"min": 4, "opt": 2, "max": 1}}, "batch profile needs"),
+    (lambda d: {**d, "format_version": "2"}, "format_version '2' is not an integer"),
+    (lambda d: {**d, "tensorrt_version": 10}, "tensorrt_version 10 is not a string"),
+])
+def test_sidecar_of_the_wrong_shape_is_a_one_line_model_error(engine, change, message):
+    from siamese_edge.errors import ModelError
+    from siamese_edge.tensorrt.engine_embedder import TensorRTEmbedder
+
+    path, info = engine
+    sidecar = sidecar_path(path)
+    sidecar.write_text(json.dumps(change(json.loads(sidecar.read_text()))))
+    with pytest.raises(ModelError, match=f"unreadable engine sidecar \\({message}"):
+        EngineSidecar.read(path)
+    with pytest.raises(ModelError, match="unreadable engine sidecar"):
+        TensorRTEmbedder(path)
+    assert "unreadable engine sidecar" in check_engine_fresh(path, info, FACTS)[0]
