@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from siamese_edge.errors import ModelError
 from siamese_edge.tensorrt.errors import UnsupportedOpsError
 
 #: ONNX operators (default domain) with "Supported: Y" in onnx-tensorrt's operator matrix.
@@ -107,7 +108,13 @@ def check_op_support(model) -> OpSupportReport:
     if isinstance(model, (str, os.PathLike)):
         import onnx
 
-        model = onnx.load(str(Path(model)), load_external_data=False)
+        path = Path(model)
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and kin: a bad file
+            raise ModelError(f"{path}: the ONNX graph is unreadable ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); "
+                             f"export the model again") from None
     report = OpSupportReport()
     report.opset = max((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS),
                        default=0)

@@ -60,3 +60,20 @@ def test_engine_path_that_is_the_model_is_refused_and_the_model_kept(tmp_path, t
     assert isinstance(result.exception, SiameseEdgeError)
     assert "the model" in str(result.exception)
     assert model.read_bytes() == tiny_model.read_bytes()
+
+
+def test_corrupt_graph_with_intact_metadata_is_a_one_line_model_error(tmp_path, tiny_model):
+    pytest.importorskip("onnx")
+    from siamese_edge.errors import ModelError
+    from siamese_edge.model_info import METADATA_KEY
+    from siamese_edge.onnx_metadata import write_metadata_entry
+    from siamese_edge.runtime.model_file import read_model_info
+
+    model = tmp_path / "flip.onnx"
+    model.write_bytes(b"\x3a\x04\xff\xff\xff\xff")  # field 7 (graph): bytes protobuf rejects
+    write_metadata_entry(model, METADATA_KEY, read_model_info(tiny_model).to_json())
+    result = CliRunner().invoke(build_engine_command, [str(model), "--out",
+                                                       str(tmp_path / "flip.engine")])
+    assert isinstance(result.exception, ModelError)
+    assert "ONNX graph is unreadable" in str(result.exception)
+    assert "\n" not in str(result.exception)
