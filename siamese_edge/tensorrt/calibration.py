@@ -24,6 +24,7 @@ import numpy as np
 
 from siamese_edge.errors import InvalidInputError, MissingDependencyError
 from siamese_edge.model_info import ModelInfo
+from siamese_edge.tensorrt.errors import EngineBuildError
 
 
 @dataclass
@@ -117,6 +118,36 @@ def make_entropy_calibrator(trt, batch: np.ndarray, batch_size: int, input_name:
     return EntropyCalibrator()
 
 
+#: operators given Q/DQ inputs: those with weights, where INT8 pays
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def _fixed_batch(onnx_path: str | os.PathLike[str], input_name: str) -> int | None:
+    """The batch size fixed in the graph's input ``input_name``, or None where it is dynamic."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - an unreadable graph fails in quantize_static, reported
+        return None
+    for value in graph.input:
+        if value.name == input_name:
+            dims = value.type.tensor_type.shape.dim
+            if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+                return int(dims[0].dim_value)
+    return None
+
+
+def _calibration_chunks(sample: np.ndarray, fixed_batch: int | None) -> list[np.ndarray]:
+    """``sample`` in chunks of about 32 rows, or of exactly ``fixed_batch`` rows (images
+    repeated to fill the last one) where the graph takes no other batch size."""
+    if fixed_batch is None:
+        return np.array_split(sample, max(1, len(sample) // 32))
+    rows = -(-len(sample) // fixed_batch) * fixed_batch
+    filled = sample[np.arange(rows) % len(sample)]
+    return [filled[i:i + fixed_batch] for i in range(0, rows, fixed_batch)]
+
+
 def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
                     sample: np.ndarray, info: ModelInfo, per_channel: bool = True) -> Path:
     """Write an explicitly quantized copy of ``onnx_path`` (Q/DQ nodes, symmetric INT8).
@@ -127,6 +158,7 @@ def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLi
 
     Raises:
         MissingDependencyError: onnx / onnxruntime.quantization is not installed.
+        EngineBuildError: calibration failed (e.g. the graph refused the sample's shape).
     """
     try:
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, \
@@ -137,9 +169,11 @@ def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLi
     from siamese_edge.model_info import METADATA_KEY
     from siamese_edge.onnx_metadata import write_metadata_entry
 
+    chunks = _calibration_chunks(sample, _fixed_batch(onnx_path, info.input_name))
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.rows = iter(np.array_split(sample, max(1, len(sample) // 32)))
+            self.rows = iter(chunks)
 
         def get_next(self):
             chunk = next(self.rows, None)
@@ -157,10 +191,17 @@ def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLi
                 per_channel=per_channel,
                 calibrate_method=CalibrationMethod.Entropy if len(sample) >= 64 else
                 CalibrationMethod.MinMax,
+                # only the layers with weights: a quantized scalar constant (e.g. of a Mul)
+                # is refused by strongly typed TensorRT ("only allowed before DQ")
+                op_types_to_quantize=list(QUANTIZED_OPS),
                 # TensorRT takes only zero points of 0 (symmetric ranges) and no INT32
                 # dequantize (biases stay float)
                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                "QuantizeBias": False})
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors span lines and types
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise EngineBuildError(f"{onnx_path}: INT8 calibration (onnxruntime quantize_static) "
+                               f"failed: {detail[:500]}") from None
     finally:
         logging.disable(logging.NOTSET)
     write_metadata_entry(out_path, METADATA_KEY, info.to_json())

@@ -71,3 +71,88 @@ def test_qdq_model_runs_in_onnxruntime_near_fp32(tmp_path, image_dir, tiny_model
     zero_points = [init for init in onnx.load(str(out)).graph.initializer
                    if init.name.endswith("zero_point")]
     assert zero_points and all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)
+
+
+def _variant(tiny_model, path, scalar_mul=False, fixed_batch=None):
+    """The tiny model with a Mul by a scalar initializer after its Gemm (as exported
+    siamese-edge models have) and/or a fixed batch size."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(tiny_model))
+    graph = model.graph
+    if scalar_mul:
+        gemm = next(i for i, n in enumerate(graph.node) if n.op_type == "Gemm")
+        graph.node[gemm].output[0] = "e_unscaled"
+        graph.node.insert(gemm + 1, helper.make_node("Mul", ["e_unscaled", "scale"], ["e"]))
+        graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "scale"))
+    if fixed_batch:
+        for value in (*graph.input, *graph.output):
+            value.type.tensor_type.shape.dim[0].dim_value = fixed_batch
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_only_weighted_layers_are_quantized_not_scalar_constants(tmp_path, image_dir,
+                                                                 tiny_model):
+    pytest.importorskip("onnx")
+    import onnx
+
+    info = read_model_info(tiny_model)
+    model = _variant(tiny_model, tmp_path / "scaled.onnx", scalar_mul=True)
+    out = write_qdq_model(model, tmp_path / "scaled.qdq.onnx",
+                          load_image_sample(image_dir, info).batch, info)
+    graph = onnx.load(str(out)).graph
+    assert not [i.name for i in graph.initializer if i.name.startswith("scale_")]
+    mul = next(n for n in graph.node if n.op_type == "Mul")
+    assert "scale" in mul.input  # the float constant itself, not a DequantizeLinear of it
+    assert {"Conv", "Gemm"} <= {n.op_type for n in graph.node}
+
+
+def test_a_graph_with_a_fixed_batch_is_calibrated_in_chunks_of_that_batch(tmp_path, image_dir,
+                                                                         tiny_model):
+    pytest.importorskip("onnx")
+    info = read_model_info(tiny_model)
+    model = _variant(tiny_model, tmp_path / "b1.onnx", fixed_batch=1)
+    out = write_qdq_model(model, tmp_path / "b1.qdq.onnx",
+                          load_image_sample(image_dir, info).batch, info)
+    assert require_op_support(out).op_counts.get("QuantizeLinear", 0) > 0
+    model3 = _variant(tiny_model, tmp_path / "b3.onnx", fixed_batch=3)
+    write_qdq_model(model3, tmp_path / "b3.qdq.onnx",
+                    load_image_sample(image_dir, info, limit=7).batch, info)  # 7 → 3 chunks
+
+
+def test_calibration_failure_is_a_one_line_build_error(tmp_path, image_dir, tiny_model):
+    pytest.importorskip("onnx")
+    from siamese_edge.tensorrt.errors import EngineBuildError
+
+    info = read_model_info(tiny_model)
+    sample = load_image_sample(image_dir, info).batch
+    with pytest.raises(EngineBuildError, match="INT8 calibration .* failed") as caught:
+        # rows of the wrong height: onnxruntime raises a multi-line InvalidArgument
+        write_qdq_model(tiny_model, tmp_path / "x.qdq.onnx", sample[:, :, :8], info)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("variant", [{"scalar_mul": True}, {"fixed_batch": 1}])
+def test_exported_shapes_of_model_build_int8_through_qdq(tmp_path, image_dir, tiny_model,
+                                                         variant):
+    pytest.importorskip("onnx")
+    from siamese_edge.tensorrt import load_tensorrt
+    from siamese_edge.tensorrt.builder import BatchProfile, EngineBuildOptions, build_engine, \
+        strongly_typed
+    from siamese_edge.tensorrt.errors import TensorRTUnavailableError
+
+    try:
+        trt = load_tensorrt()
+    except TensorRTUnavailableError as exc:
+        pytest.skip(f"no TensorRT here ({exc}); 'pip install tensorrt-rtx' builds on a CPU")
+    if not strongly_typed(trt):
+        pytest.skip(f"{trt.__name__} has INT8 builder flags: the Q/DQ route is not used")
+    model = _variant(tiny_model, tmp_path / "m.onnx", **variant)
+    batch = BatchProfile(1, 1, 1) if variant.get("fixed_batch") else BatchProfile(1, 4, 16)
+    report = build_engine(model, tmp_path / "m.engine",
+                          EngineBuildOptions(precision="int8", calib_dir=str(image_dir),
+                                             batch=batch))
+    assert "Q/DQ" in report.precision_mode and report.engine_bytes > 1000
