@@ -112,6 +112,8 @@ class TrainConfig:
             self.std = [float(v) for v in self.std]
             if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
                 raise InvalidInputError("mean and std need one value per channel (1 or 3)")
+            if not all(math.isfinite(v) for v in self.mean + self.std):
+                raise InvalidInputError("mean and std values must be finite numbers")
             if min(self.std) <= 0:
                 raise InvalidInputError("std values must be positive")
         if self.classes is not None:

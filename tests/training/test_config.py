@@ -61,7 +61,8 @@ def test_hog_weight_default_follows_the_readout_and_older_runs_keep_none():
     {"lr": 0}, {"lr": -1}, {"lr": float("nan")}, {"weight_decay": -1e-4},
     {"weight_decay": float("inf")}, {"margin": 0}, {"margin": -1},
     {"loss": "contrastive", "margin": -1}, {"margin": float("nan")}, {"classes": []},
-    {"k_per_identity": 1},
+    {"k_per_identity": 1}, {"mean": [float("nan")], "std": [0.2]},
+    {"mean": [0.5], "std": [float("inf")]},
 ])
 def test_invalid_values(overrides):
     with pytest.raises(InvalidInputError):
