@@ -91,6 +91,15 @@ def test_siamese_branches_share_weights():
     assert len(list(twin.parameters())) == len(list(net.parameters()))
 
 
+def test_seed_backbone_refuses_images_too_small_for_it():
+    from siamese_edge.errors import InvalidInputError
+    from siamese_edge.training.backbones.seed import SeedNet
+
+    SeedNet(1, 10, 10, 8)
+    with pytest.raises(InvalidInputError, match="at least 10×10"):  # a RuntimeError before
+        SeedNet(1, 9, 12, 8)
+
+
 def test_unknown_backbone():
     with pytest.raises(InvalidInputError):
         build_backbone("resnet999", 1, 8, 8, 4)

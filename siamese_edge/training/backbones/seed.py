@@ -10,12 +10,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from siamese_edge.errors import InvalidInputError
 from siamese_edge.training.lrn import LocalResponseNorm
+
+#: smallest input side: conv (k5, s3, p2) must leave at least the 4×4 max-pool window
+MIN_SIZE = 10
 
 
 class SeedNet(nn.Module):
     def __init__(self, channels: int, height: int, width: int, embedding_dim: int) -> None:
         super().__init__()
+        if min(height, width) < MIN_SIZE:  # the stride-3 conv leaves the 4×4 pool nothing
+            raise InvalidInputError(f"the seed backbone needs images of at least {MIN_SIZE}×"
+                                    f"{MIN_SIZE} pixels, not {height}×{width}; use "
+                                    f"--input-size or --backbone small_cnn")
         self.features = nn.Sequential(
             nn.Conv2d(channels, 128, kernel_size=5, stride=3, padding=2),
             nn.ReLU(inplace=True),
