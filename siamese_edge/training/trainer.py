@@ -133,7 +133,10 @@ class Trainer:
         self.train = data.subset(train_idx)
         self.val = data.subset(val_idx) if len(val_idx) else None
         if self.val is not None and len(np.unique(self.val.labels)) < 2:
-            self.val = None
+            # one identity has no impostor pairs to validate on: its images train instead
+            # of being dropped, and validation falls back to the training images
+            self.train, self.val, self.val_mode = data, None, "none"
+        self._check_validation_pairs(self.val if self.val is not None else self.train)
         self.data = data
         height, width, channels = data.shape
         if c.mean is not None and c.std is not None:
@@ -146,6 +149,15 @@ class Trainer:
             self.mean = [float(v) for v in pixels.mean(0)]
             self.std = [float(max(v, 1e-3)) for v in pixels.std(0)]
         self.shape = (height, width, channels)
+
+    @staticmethod
+    def _check_validation_pairs(data: LabelledImages) -> None:
+        """Validation scores genuine and impostor pairs; without both it cannot measure."""
+        counts = np.unique(data.labels, return_counts=True)[1]
+        if len(counts) < 2 or counts.max() < 2:
+            raise DatasetError("the data cannot be validated: it needs two identities and "
+                               "two images of one identity (a pairs CSV: a genuine pair of "
+                               "two different images, and an impostor pair)")
 
     def _build(self) -> None:
         c = self.config
@@ -168,6 +180,12 @@ class Trainer:
         self.augmenter = Augmenter(hflip=c.hflip) if c.augment else None
         self.mean_t = torch.tensor(self.mean).view(1, -1, 1, 1)
         self.std_t = torch.tensor(self.std).view(1, -1, 1, 1)
+        instances = (self._instance_identities() if c.loss == "triplet" else
+                      int(round(c.instance_fraction * self._pairs_per_batch())))
+        if instances > len(self.train):
+            raise DatasetError(f"--instance-fraction {c.instance_fraction} asks for {instances} "
+                               f"distinct images per batch; the training set has "
+                               f"{len(self.train)}: lower it")
         if c.loss == "triplet":
             self.sampler = PKSampler(self.train.labels, c.batch_size // c.k_per_identity,
                                      c.k_per_identity, self.rng)
@@ -326,12 +344,13 @@ class Trainer:
             torch.set_num_threads(int(c.threads))
         self._load()
         if c.val_fraction > 0 and self.val_mode == "none":
-            self.progress({"event": "warning", "message": "no identity has two images to hold "
-                           "out for validation: validating on the training images"})
+            self.progress({"event": "warning", "message": "no validation split with genuine "
+                           "and impostor pairs could be held out: validating on the training "
+                           "images"})
         self._build()
-        if overwrite and not resume:  # only now: bad input must not cost the old run
-            for name in (*RUN_FILES, *OUTPUT_FILES):
-                (self.run_dir / name).unlink(missing_ok=True)
+        # an old run is replaced only once the new one has trained and validated an epoch:
+        # bad input, or a failure in the first steps, must not cost it
+        replace_old = overwrite and not resume
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log: list[dict] = []
         key = self.selection_key
@@ -340,7 +359,8 @@ class Trainer:
         start_epoch, stale, stopped = 0, 0, False
         if resume:
             start_epoch, log, best, best_state, stale, stopped = self._restore()
-        (self.run_dir / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+        if not replace_old:
+            self._write_config()
         for epoch in range(start_epoch, start_epoch if stopped else c.epochs):
             epoch_start = time.time()
             self.model.train()
@@ -366,6 +386,11 @@ class Trainer:
                 stale = 0
             else:
                 stale += 1
+            if replace_old:  # the first write of the new run
+                for name in (*RUN_FILES, *OUTPUT_FILES):
+                    (self.run_dir / name).unlink(missing_ok=True)
+                self._write_config()
+                replace_old = False
             with open(self.run_dir / "log.jsonl", "w") as handle:
                 handle.writelines(json.dumps(r) + "\n" for r in log)
             self.progress({"event": "epoch", **record, "epochs": c.epochs,
@@ -386,6 +411,10 @@ class Trainer:
         (self.run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
         self._plot(log)
         return RunResult(self.run_dir, info, log)
+
+    def _write_config(self) -> None:
+        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2)
+                                                  + "\n")
 
     def _run_info(self, final: dict, best: dict, seconds: float) -> dict:
         height, width, channels = self.shape

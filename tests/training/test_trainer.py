@@ -201,6 +201,25 @@ def test_an_existing_run_is_kept_unless_overwrite_is_asked(fashion_mnist_dir, tm
     with pytest.raises(DatasetError):  # bad input with --overwrite: the old run survives
         train(config(fashion_mnist_dir, out, classes=["nope"]), overwrite=True)
     assert (out / "checkpoint.pt").read_bytes() == before
+    # a failure in the first steps (here: more instance identities than images) neither
+    with pytest.raises(DatasetError, match="instance-fraction"):
+        train(config(fashion_mnist_dir, out, classes=["0", "1"], batch_size=4096,
+                     k_per_identity=2, instance_fraction=0.9), overwrite=True)
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+    def fail_in_the_first_step(self):
+        raise RuntimeError("the first step failed")
+
+    original = Trainer._step
+    Trainer._step = fail_in_the_first_step
+    try:
+        with pytest.raises(RuntimeError, match="first step"):
+            train(config(fashion_mnist_dir, out, epochs=1, steps_per_epoch=3, seed=1),
+                  overwrite=True)
+    finally:
+        Trainer._step = original
+    assert (out / "checkpoint.pt").read_bytes() == before  # it used to be deleted already
+    assert json.loads((out / "config.json").read_text())["seed"] == 0
     train(config(fashion_mnist_dir, out, epochs=1, steps_per_epoch=3, seed=1), overwrite=True)
     assert (out / "checkpoint.pt").read_bytes() != before
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
@@ -238,6 +257,25 @@ def test_validation_always_holds_a_genuine_pair_or_is_dropped():
     assert mode == "identity" and np.bincount(held).max() >= 2
     held, mode = split([1] * 6, val_split="sample")  # no genuine pair to hold out
     assert mode == "none" and len(held) == 0
+
+
+def test_data_that_cannot_be_validated_is_refused_and_no_image_is_dropped(tmp_path):
+    from model_factory import write_random_people
+
+    # one identity of 10 images and three of 2: the 10 % sample split holds out 2 images of
+    # one identity, which has no impostor pair; they used to be dropped from training too
+    people = write_random_people(tmp_path / "skew", ("a",), 10, (12, 12))
+    write_random_people(people, ("b", "c", "d"), 2, (12, 12))
+    result = train(TrainConfig(data=str(people), out=str(tmp_path / "r"), epochs=1,
+                               steps_per_epoch=2, batch_size=8, k_per_identity=2, threads=1))
+    assert result.info["num_train_images"] == 16 and result.info["num_val_images"] == 0
+    assert result.info["val_split"] == "none"
+    # self-pairs only: no genuine pair of two images; one identity: no impostor pair
+    for rows in ("a/0.png,a/0.png,1\nb/0.png,b/0.png,1\n", "a/0.png,a/1.png,1\n"):
+        (people / "p.csv").write_text(rows)
+        with pytest.raises(DatasetError, match="cannot be validated"):
+            train(TrainConfig(data=str(people / "p.csv"), out=str(tmp_path / "c"),
+                              loss="contrastive", epochs=1, steps_per_epoch=2, batch_size=8))
 
 
 def test_nan_loss_stops_with_a_clear_error(fashion_mnist_dir, tmp_path):
