@@ -21,6 +21,7 @@ from pathlib import Path
 
 from siamese_edge.errors import InvalidInputError
 from siamese_edge.tensorrt.errors import EngineBuildError, PrecisionUnsupportedError
+from siamese_edge.tensorrt.native_stdout import native_stdout_to_stderr
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -270,7 +271,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
             precision_mode = "BuilderFlag.INT8 + IInt8EntropyCalibrator2"
 
     logger = _Logger.create(trt)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, native_stdout_to_stderr():
         warnings.simplefilter("always", DeprecationWarning)
         builder = trt.Builder(logger)
         network = builder.create_network(_network_flags(trt))
@@ -347,8 +348,9 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         round(seconds, 3), len(engine_bytes), None if timing_noop else str(cache_path),
         cache_reused, notes)
     if options.parity:
-        report.parity = _parity(onnx_path, candidate, engine_path, info, options, sample,
-                                notes)
+        with native_stdout_to_stderr():  # running the engine may print, too
+            report.parity = _parity(onnx_path, candidate, engine_path, info, options, sample,
+                                    notes)
     _move_engine(candidate, engine_path)
     return report
 

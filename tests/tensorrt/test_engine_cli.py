@@ -77,3 +77,63 @@ def test_corrupt_graph_with_intact_metadata_is_a_one_line_model_error(tmp_path, 
     assert isinstance(result.exception, ModelError)
     assert "ONNX graph is unreadable" in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+NATIVE_PRINTS = """
+import ctypes, os, sys
+from siamese_edge.tensorrt.native_stdout import native_stdout_to_stderr
+libc = ctypes.CDLL(None)
+with native_stdout_to_stderr():
+    os.write(1, b"WARNING: unbuffered native line\\n")
+    libc.printf(b"WARNING: buffered C stdio line\\n")
+try:
+    with native_stdout_to_stderr():
+        raise RuntimeError("boom")
+except RuntimeError:
+    pass
+print('{"ok": true}')
+"""
+
+
+def test_native_prints_go_to_stderr_and_stdout_is_restored_after_errors():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", NATIVE_PRINTS], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"ok": True}
+    assert "unbuffered native line" in result.stderr and "buffered C stdio" in result.stderr
+
+
+def test_fp16_json_stdout_is_strict_json_despite_native_warnings(tmp_path, tiny_model):
+    """TensorRT-RTX warns on stdout (fd 1) about an FP32 Clip bound cast to FP16."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from siamese_edge.tensorrt import load_tensorrt
+    from siamese_edge.tensorrt.errors import TensorRTUnavailableError
+
+    try:
+        load_tensorrt()
+    except TensorRTUnavailableError as exc:
+        pytest.skip(str(exc))
+    model = onnx.load(str(tiny_model))
+    nodes = model.graph.node
+    norm = next(i for i, n in enumerate(nodes) if n.op_type == "ReduceL2")
+    nodes[norm].output[0] = "n_raw"
+    nodes.insert(norm + 1, helper.make_node("Clip", ["n_raw", "eps"], ["n"]))
+    model.graph.initializer.append(numpy_helper.from_array(np.array(1e-12, np.float32), "eps"))
+    onnx.save(model, str(tmp_path / "clip.onnx"))
+    result = subprocess.run(
+        [sys.executable, "-c", "from siamese_edge.cli import main; main()", "engine",
+         str(tmp_path / "clip.onnx"), "--out", str(tmp_path / "c.engine"), "--precision",
+         "fp16", "--no-parity", "--json"], capture_output=True, text=True, timeout=300)
+    if result.returncode and "CUDA" in result.stderr:
+        pytest.skip(f"this TensorRT cannot build without a GPU: {result.stderr[-300:]}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["precision"] == "fp16"
