@@ -25,6 +25,11 @@ from torch import nn
 
 ORIENTATIONS = 8
 CELLS = 4
+#: histogram norms below this are not scaled up to unit length. A flat image has no edges,
+#: but float rounding in the filters leaves a norm of ~1e-3 on it, which normalising turned
+#: into a full-weight random direction (and ONNX Runtime's rounding into another one); one
+#: grey level of contrast already gives ~0.25
+MIN_NORM = 1e-2
 
 
 def _edge_pad(x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +41,7 @@ class OrientedGradientHistogram(nn.Module):
     """``(N, channels, H, W)`` → unit-length ``(N, orientations · cells²)``."""
 
     def __init__(self, channels: int, orientations: int = ORIENTATIONS, cells: int = CELLS,
-                 eps: float = 1e-12) -> None:
+                 eps: float = MIN_NORM) -> None:
         super().__init__()
         sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
         sobel_y = sobel_x.t()

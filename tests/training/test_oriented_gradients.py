@@ -50,6 +50,15 @@ def test_shape_unit_length_and_indifference_to_brightness():
     assert not torch.allclose(hog(x.transpose(2, 3)), out, atol=1e-3)  # it does see the image
 
 
+def test_a_flat_image_has_no_direction_but_one_grey_level_of_contrast_does():
+    hog = OrientedGradientHistogram(1)
+    for level in (-3.0, 1.3, 3.0):  # rounding in the filters leaves a norm of ~1e-3
+        flat = hog(torch.full((1, 1, 28, 28), level))
+        assert float(flat.norm()) < 0.1  # it used to be scaled up to a unit vector of noise
+    faint = torch.from_numpy(np.random.default_rng(2).random((1, 1, 28, 28)) * 0.01).float()
+    assert float(hog(faint).norm()) == pytest.approx(1.0, abs=1e-5)
+
+
 def test_a_vertical_edge_lands_in_its_orientations_and_cells():
     x = torch.zeros(1, 1, 16, 16)
     x[:, :, :, 4:] = 1.0  # dark to bright, left to right, at column 4
