@@ -8,6 +8,7 @@ into place only after the parity check passes, so a failed export never leaves a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -161,16 +162,36 @@ def _umask() -> int:
     return mask
 
 
+_PASSTHROUGH = "siamese_edge.opset_passthrough"
+
+
 def convert_opset(model, opset: int):
     """Convert an opset-18 graph down to ``opset`` with onnx's version converter.
 
     The converter moves the Reduce* ops' ``axes`` back to an attribute but leaves their
     ``noop_with_empty_axes`` attribute, which only exists from opset 18 (ReduceSum: 13) and
-    makes the result invalid; at its default (0) it is dropped here.
+    makes the result invalid; at its default (0) it is dropped here. It also has no adapter
+    for Pad, which the seed backbone's LRN uses (see below).
     """
-    from onnx import version_converter
+    from onnx import helper, version_converter
 
+    # onnx has no 18 -> 17 adapter for Pad; without the `axes` input opset 18 added, a Pad
+    # means the same in both, so it is passed through the converter in a private domain
+    model = copy.deepcopy(model)
+    passthrough = [node for node in model.graph.node if node.op_type == "Pad"
+                   and node.domain in ("", "ai.onnx") and (len(node.input) < 4
+                                                           or not node.input[3])]
+    for node in passthrough:
+        node.domain = _PASSTHROUGH
+    if passthrough:
+        model.opset_import.append(helper.make_opsetid(_PASSTHROUGH, 1))
     converted = version_converter.convert_version(model, opset)
+    for node in converted.graph.node:
+        if node.domain == _PASSTHROUGH:
+            node.domain = ""
+    kept = [o for o in converted.opset_import if o.domain != _PASSTHROUGH]
+    del converted.opset_import[:]
+    converted.opset_import.extend(kept)
     for node in converted.graph.node:
         if node.op_type.startswith("Reduce") and not (node.op_type == "ReduceSum"
                                                       and opset >= 13):

@@ -112,3 +112,37 @@ def test_opset_17_for_tensorrt_8_5(trained_run, tmp_path):
     assert report.max_abs_diff <= 1e-4
     with pytest.raises(ExportError, match="below 17"):
         export_run(trained_run, tmp_path / "m16.onnx", opset=16)
+
+
+def test_opset_17_keeps_the_seed_backbones_pad(tmp_path):
+    """onnx has no 18 -> 17 adapter for Pad (the seed backbone's LRN pads channels): its
+    runs could not be exported for TensorRT 8.5 / JetPack 5."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    from siamese_edge.exporting.onnx_export import convert_opset
+    from siamese_edge.training.backbones.seed import SeedNet
+
+    torch.manual_seed(0)
+    net = SeedNet(1, 28, 28, 8).eval()
+    x = torch.randn(2, 1, 28, 28)
+    path = tmp_path / "seed.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), str(path), dynamo=True, external_data=False,
+                          opset_version=18, input_names=["images"],
+                          output_names=["embeddings"])
+    model = onnx.load(str(path))
+    assert any(node.op_type == "Pad" for node in model.graph.node)
+    converted = convert_opset(model, 17)
+    onnx.checker.check_model(converted)
+    assert [o.version for o in converted.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    assert all(node.domain == "" for node in converted.graph.node)
+    session = ort.InferenceSession(converted.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    (got,) = session.run(["embeddings"], {"images": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(x).numpy(), atol=1e-4)
