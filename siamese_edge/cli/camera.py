@@ -63,6 +63,7 @@ m.embeddings, threshold, identity=identity)``.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -164,6 +165,11 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
     detector = detector or detector_from_roi(options.roi)
     emit = _serialised(emit)
     sinks: list = []
+    if options.output and parsed.kind == "file" and os.path.exists(options.output) \
+            and os.path.samefile(options.output, str(parsed.target)):
+        # the writer would replace the video while it is being read
+        raise InvalidInputError(f"--output {options.output}: is the --camera source; "
+                                f"choose another file")
     video_sink = VideoFileSink(options.output) if options.output else None  # checks the path
     window = None
     if options.show:
@@ -226,16 +232,24 @@ def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
 
 def enroll_from_camera(embedder: Embedder, gallery, name: str, source: str | int,
                        samples: int, roi: str = "face", emit: Emit | None = None,
-                       timeout_s: float | None = 60.0) -> int:
+                       timeout_s: float | None = 60.0, metadata: dict | None = None,
+                       on_duplicate: str = "add") -> int:
     """Capture ``samples`` distinct crops and enroll them as ``name`` in one transaction.
+
+    ``metadata`` and ``on_duplicate`` as for :meth:`Gallery.enroll`; a refused duplicate is
+    refused before the camera is opened.
 
     Raises:
         CameraError: the source gave fewer good crops than ``samples`` (nothing is stored).
+        DuplicateIdentityError: ``name`` exists and ``on_duplicate`` is ``refuse``.
     """
     from siamese_edge.camera.sources import CameraError
-    from siamese_edge.runtime.gallery import validate_name
+    from siamese_edge.runtime.gallery import DuplicateIdentityError, validate_name
 
     name = validate_name(name)
+    if on_duplicate == "refuse" and name in gallery:
+        raise DuplicateIdentityError(f"{name!r} is already enrolled in {gallery.path} "
+                                     f"(duplicate policy: refuse)")
     crops = capture_enrolment(embedder, source, samples, roi=roi, emit=emit,
                               timeout_s=timeout_s)
     if len(crops) < samples:
@@ -243,7 +257,8 @@ def enroll_from_camera(embedder: Embedder, gallery, name: str, source: str | int
                           f"(roi {roi}); nothing enrolled")
     with embedder:
         embeddings = embedder.embed(crops)
-    gallery.enroll(name, embeddings, sources=[f"{source}#{i}" for i in range(len(crops))])
+    gallery.enroll(name, embeddings, sources=[f"{source}#{i}" for i in range(len(crops))],
+                   metadata=metadata, on_duplicate=on_duplicate)
     return len(crops)
 
 

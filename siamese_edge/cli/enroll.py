@@ -60,7 +60,9 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
                                    "--from-dir)")
         _enroll_camera(model, gallery, camera, camera_name, samples, roi, as_json,
                        template_dtype, open_embedder(model, backend, batch_size, engine,
-                                                     require_gpu, rebuild_stale))
+                                                     require_gpu, rebuild_stale),
+                       parse_metadata(metadata) if metadata is not None else None,
+                       on_duplicate)
         return
     if bool(from_dir) == bool(name):
         raise click.UsageError("give either NAME IMAGE... or --from-dir DIR (or --camera)")
@@ -92,15 +94,18 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
 
 
 def _enroll_camera(model: str, gallery: str, camera: str, name: str, samples: int, roi: str,
-                   as_json: bool, template_dtype: str, embedder) -> None:
+                   as_json: bool, template_dtype: str, embedder, metadata: dict | None,
+                   on_duplicate: str) -> None:
     from siamese_edge.cli.camera import enroll_from_camera
     from siamese_edge.runtime.gallery import Gallery
 
     emit = print_json_line if as_json else None
     with Gallery.open(gallery, embedder.info, template_dtype=template_dtype) as store:
-        added = enroll_from_camera(embedder, store, name, camera, samples, roi, emit=emit)
+        added = enroll_from_camera(embedder, store, name, camera, samples, roi, emit=emit,
+                                   metadata=metadata, on_duplicate=on_duplicate)
         total = store.counts().get(name, added)
-    if as_json:
-        print_json({"enrolled": {name: added}, "gallery": gallery, "source": camera})
+    if as_json:  # one JSON line, after the capture's event lines
+        print_json_line({"event": "enrolled", "enrolled": {name: added}, "gallery": gallery,
+                         "source": camera})
     else:
         click.echo(f"enrolled {name}: {added} template(s) from {camera} ({total} in gallery)")

@@ -79,6 +79,38 @@ def test_enroll_camera_then_verify(tmp_path, gallery):
     assert json.loads(stats.output)["template_dtype"] == "float16"
 
 
+def test_enroll_camera_honours_metadata_duplicates_and_json(tmp_path, gallery):
+    items = [read_image(SAMPLES / "probes" / f"probe-{i}.png")
+             for i in ("01-trouser", "05-bag", "11-shirt")]
+    clip = video(tmp_path / "e.avi", items, 3)
+    base = ["enroll", "-m", str(MODEL), "-g", gallery, "--camera", str(clip), "--samples", "2",
+            "--roi", "whole"]
+    # it used to add to the existing trouser despite refuse, and drop --metadata silently
+    result = CliRunner().invoke(cli, [*base, "--name", "trouser", "--on-duplicate", "refuse"])
+    assert result.exit_code == 1 and "already enrolled" in result.output
+    stats = json.loads(CliRunner().invoke(cli, ["gallery", "list", "-g", gallery,
+                                                "--json"]).output)
+    assert stats["identities"]["trouser"] == 3
+    result = CliRunner().invoke(cli, [*base, "--name", "kit", "--metadata", '{"desk": 4}',
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]  # every line is JSON
+    assert lines[-1]["enrolled"] == {"kit": 2}
+    shown = json.loads(CliRunner().invoke(cli, ["gallery", "show", "-g", gallery, "kit",
+                                                "--json"]).output)
+    assert shown["metadata"] == {"desk": 4}
+
+
+def test_camera_output_never_overwrites_its_source(tmp_path, gallery):
+    clip = video(tmp_path / "v.avi", [read_image(SAMPLES / "probes" / "probe-03-sneaker.png")],
+                 5)
+    before = clip.read_bytes()
+    result = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(clip), "--output", str(clip)])
+    assert result.exit_code == 1 and "is the --camera source" in result.output
+    assert clip.read_bytes() == before  # it used to be replaced by the annotated video
+
+
 def test_camera_errors_are_one_line(tmp_path, gallery):
     result = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", gallery, "--camera",
                                       str(tmp_path / "missing.avi")])
