@@ -122,15 +122,21 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
                                                    n_way, seed, progress, bootstrap,
                                                    label_means)
     doc = report.to_dict()
+    plot_error = None
     if plots:
         from siamese_edge.plots import save_evaluation_plots
 
-        doc["plots"] = save_evaluation_plots(plots, genuine, impostor,
-                                             report.threshold_at_target or report.eer_threshold)
+        try:
+            doc["plots"] = save_evaluation_plots(
+                plots, genuine, impostor, report.threshold_at_target or report.eer_threshold)
+        except OSError as exc:  # the numbers are still printed; the error comes after them
+            plot_error = f"--plots {plots}: cannot write the plots ({exc.strerror or exc})"
     if write_threshold:
         if report.threshold_at_target is None:
+            from siamese_edge.evaluation import far_key
+
             raise InvalidInputError(f"too few impostor pairs to calibrate at FAR {target_far:g}"
-                                    f" ({report.far_notes})")
+                                    f": {report.far_notes.get(far_key(target_far), '')}")
         store_threshold(model, report.threshold_at_target, target_far, report.tar_at_target,
                         data, report.impostor_pairs)
         doc["threshold_written"] = report.threshold_at_target
@@ -138,6 +144,8 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         print_json(doc)
     else:
         _print_report(report, doc, target_far, write_threshold)
+    if plot_error:
+        raise InvalidInputError(plot_error)
     skipped = report.extras["skipped_count"]
     if skipped:  # measured on what could be read; like embed, exit 3 says it was not all
         if not as_json:

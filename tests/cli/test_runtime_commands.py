@@ -309,3 +309,24 @@ def test_embed_skips_unreadable_images_writes_the_rest_and_exits_3(tmp_path, tin
     result = run("embed", "-m", tiny_model, "--out", out, people)
     assert result.exit_code == 3 and "skipped" in result.output
     assert "Traceback" not in result.output
+
+
+def test_evaluate_plot_and_calibration_failures_are_one_line_after_the_numbers(tmp_path,
+                                                                                tiny_model,
+                                                                                people):
+    pytest.importorskip("matplotlib", reason="plots need matplotlib")
+    a_file = tmp_path / "plots.txt"
+    a_file.write_text("not a folder")
+    result = run("evaluate", "-m", tiny_model, people, "--plots", a_file)
+    assert result.exit_code == 2 and "is a file" in result.output  # before any work
+    plots = tmp_path / "plots"
+    (plots / "roc.png").mkdir(parents=True)  # a folder where the plot goes
+    result = run("evaluate", "-m", tiny_model, people, "--plots", plots, "--json",
+                 "--bootstrap", "0")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert json.loads(result.stdout)["auc"] >= 0  # the numbers came first, not lost
+    assert "cannot write the plots" in result.output
+    result = run("evaluate", "-m", tiny_model, people, "--far", "1e-9", "--write-threshold",
+                 "--bootstrap", "0")
+    assert result.exit_code == 1
+    assert "at FAR 1e-09: needs >= " in result.output and "{" not in result.output
