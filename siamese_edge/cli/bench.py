@@ -37,6 +37,10 @@ def _name_list(ctx: click.Context, param: click.Parameter, value: str | None):
     return names
 
 
+#: image formats ``--plot`` writes (matplotlib's, by suffix)
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 @click.command("bench")
 @click.option("--model", "-m", "model", required=True, type=click.Path(dir_okay=False),
               help="Exported ONNX model (siamese-edge export).")
@@ -80,6 +84,8 @@ def bench(model: str, batches, iterations: int, warmup: int, threads: int | None
     if plot_path and not Path(plot_path).parent.is_dir():  # known before minutes of timing
         raise InvalidInputError(f"--plot {plot_path}: folder {Path(plot_path).parent} "
                                 f"does not exist")
+    if plot_path and Path(plot_path).suffix.lower() not in PLOT_SUFFIXES:
+        raise InvalidInputError(f"--plot {plot_path}: use {', '.join(PLOT_SUFFIXES)}")
     config = BenchConfig(model=model, batches=batches, iterations=iterations, warmup=warmup,
                          threads=threads, pin=pin, backends=backends, run_dir=run_dir,
                          engine=engine, gallery_size=gallery_size, top_k=top_k)
@@ -91,8 +97,8 @@ def bench(model: str, batches, iterations: int, warmup: int, threads: int | None
     if plot_path:
         try:
             plot_report(report, plot_path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: matplotlib refusing the file
             raise InvalidInputError(f"--plot {plot_path}: cannot write "
-                                    f"({exc.strerror or exc})") from None
+                                    f"({getattr(exc, 'strerror', None) or exc})") from None
         if not as_json:
             click.echo(f"wrote {plot_path}")

@@ -57,6 +57,8 @@ def test_bench_text_and_bad_options(tiny_model):
     assert "onnxruntime-cpu" in result.output and "gallery search" in result.output
     assert run("bench", "--model", tiny_model, "--batch", "x").exit_code == 2
     assert run("bench", "--model", tiny_model, "--backends", "nope").exit_code == 2
+    result = run("bench", "--model", tiny_model, "--plot", "times.txt")  # a traceback after
+    assert result.exit_code == 1 and "use .png, .pdf, .svg" in result.output  # all timing
     result = run("bench", "--model", tiny_model, "--pin")  # used to be silently ignored
     assert result.exit_code == 2 and "--pin needs --threads" in result.output
     result = run("bench", "--model", "missing.onnx")
