@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -139,3 +140,28 @@ def test_gpu_check_without_torch_says_what_it_needs(tmp_path):
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "needs the train extra (torch missing)" in result.stderr
     assert "--model" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                    reason="CPU pinning needs Linux sched_setaffinity")
+def test_pinning_covers_preprocessing_and_gallery_search(tiny_model, monkeypatch):
+    from siamese_edge import benchmarking
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("pinning to one CPU changes nothing on a one-CPU machine")
+    seen = {}
+    for name in ("_preprocessing", "_gallery_search"):
+        original = getattr(benchmarking, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            seen[_name] = len(os.sched_getaffinity(0))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(benchmarking, name, spy)
+    before = os.sched_getaffinity(0)
+    report = run_benchmark(BenchConfig(model=str(tiny_model), batches=[1], iterations=2,
+                                       warmup=0, threads=1, pin=True,
+                                       backends=["onnxruntime-cpu"], gallery_size=50))
+    assert report["settings"]["pinned"] is True
+    assert seen == {"_preprocessing": 1, "_gallery_search": 1}  # they ran unpinned before
+    assert os.sched_getaffinity(0) == before  # and the affinity is restored
