@@ -55,7 +55,11 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if not data:
         raise ImageReadError(f"{path}: empty file")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        # ANYDEPTH keeps 16-bit and float data, ANYCOLOR keeps gray as one channel; unlike
+        # IMREAD_UNCHANGED both apply the EXIF orientation, so a phone photo stored sideways
+        # is read upright (alpha, which UNCHANGED kept, was dropped below anyway)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                             cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     except cv2.error:
         image = None
     if image is None or image.size == 0:

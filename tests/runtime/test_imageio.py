@@ -58,3 +58,20 @@ def test_an_empty_array_is_a_one_line_error_not_a_cv2_error(shape):
 def test_a_name_with_a_nul_byte_is_a_read_error_not_a_crash(tmp_path: Path):
     with pytest.raises(ImageReadError, match="NUL byte"):
         read_image(str(tmp_path / "bad\x00name.png"))
+
+
+def test_exif_orientation_is_applied(tmp_path: Path):
+    """Phones store photos sideways with an EXIF orientation tag; read as stored, the same
+    picture came out rotated and matched nothing."""
+    Image = pytest.importorskip("PIL.Image", reason="writing an EXIF tag needs Pillow")
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[5:15, 5:50] = (250, 30, 30)  # a wide red bar near the top: not symmetric
+    upright[25:38, 40:58] = (30, 30, 250)
+    Image.fromarray(upright).save(tmp_path / "plain.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1))).save(
+        tmp_path / "sideways.jpg", quality=95, exif=exif)
+    plain, sideways = read_image(tmp_path / "plain.jpg"), read_image(tmp_path / "sideways.jpg")
+    assert sideways.shape == plain.shape == (40, 60, 3)
+    assert np.abs(sideways.astype(int) - plain.astype(int)).mean() < 3
