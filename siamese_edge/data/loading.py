@@ -28,6 +28,11 @@ def load_dataset(path: str | os.PathLike[str], labels: str | os.PathLike[str] | 
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or directory")
+    if labels is not None and (path.is_dir() or path.suffix.lower() == ".csv"):
+        # a folder's labels are its subfolders, a CSV's its third column: --labels would be
+        # silently ignored, and the user believes it applies
+        raise DatasetError(f"{path}: --labels goes with an IDX images file; "
+                           f"{'a folder' if path.is_dir() else 'a pairs CSV'} carries its own")
     if path.is_dir():
         from siamese_edge.data.folder import load_image_folder
 

@@ -34,6 +34,12 @@ def test_image_folder_infers_size_and_colour_and_skips_bad_files(tmp_path):
 
 def test_unknown_class_and_missing_labels(tmp_path):
     make_folder(tmp_path / "d")
+    (tmp_path / "labels.idx").write_bytes(b"")
+    with pytest.raises(DatasetError, match="--labels goes with an IDX images file"):
+        load_dataset(tmp_path / "d", labels=tmp_path / "labels.idx")  # was ignored
+    (tmp_path / "p.csv").write_text("d/ann/a.png,d/ann/b.jpg,1\n")
+    with pytest.raises(DatasetError, match="a pairs CSV carries its own"):
+        load_dataset(tmp_path / "p.csv", labels=tmp_path / "labels.idx")
     with pytest.raises(DatasetError, match="no class 'zed'"):
         load_dataset(tmp_path / "d", classes=["zed"])
     (tmp_path / "x.idx").write_bytes(b"\0\0\x08\x01\0\0\0\0")
