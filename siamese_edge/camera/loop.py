@@ -25,7 +25,7 @@ import numpy as np
 
 from siamese_edge.camera.annotate import FrameSink, draw_decisions
 from siamese_edge.camera.capture import FrameGrabber
-from siamese_edge.camera.detectors import Detector, regions_in_frame
+from siamese_edge.camera.detectors import Detector, FixedCrop, regions_in_frame
 from siamese_edge.camera.matcher import FrameMatcher
 from siamese_edge.camera.voting import KOfNVoter
 from siamese_edge.runtime.embedder import Embedder
@@ -85,6 +85,7 @@ def run_loop(grabber: FrameGrabber, embedder: Embedder, matcher: FrameMatcher,
     """
     latencies = StageLatencies()
     frames = regions = 0
+    outside_warned: set[tuple[int, ...]] = set()  # frame sizes a --roi box missed
     stopped_by = "end"
     started = time.perf_counter()
     fps = None
@@ -114,6 +115,14 @@ def run_loop(grabber: FrameGrabber, embedder: Embedder, matcher: FrameMatcher,
             t = time.perf_counter()
             boxes = regions_in_frame(detector, image)
             detect_ms = _ms(t)
+            if not boxes and isinstance(detector, FixedCrop) \
+                    and image.shape[:2] not in outside_warned:
+                # a fixed region off this frame size: every frame would pass unverified
+                outside_warned.add(image.shape[:2])
+                box = detector.box
+                emit({"event": "warning", "message": f"--roi {box.x},{box.y},{box.w},{box.h} "
+                      f"lies outside the {image.shape[1]}x{image.shape[0]} frame: nothing "
+                      f"in it is verified"})
             t = time.perf_counter()
             embeddings = embedder.embed([box.crop(image) for box in boxes]) if boxes else None
             embed_ms = _ms(t)

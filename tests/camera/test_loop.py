@@ -261,3 +261,14 @@ def test_boxes_outside_the_frame_are_cut_to_it_and_empty_ones_dropped(tmp_path, 
     expected = matcher_factory(threshold=-1.0).match(quarter)[0]
     assert decisions[0]["identity"] == expected.identity
     assert decisions[0]["score"] == pytest.approx(expected.score, abs=1e-3)
+
+
+def test_a_fixed_region_outside_the_frame_is_warned_about_once(embedder, matcher_factory,
+                                                                scripted_video):
+    decisions, events, summary = run(embedder, matcher_factory(), scripted_video,
+                                     roi="5000,5000,10,10")
+    warnings = [e for e in events if e["event"] == "warning"]
+    assert len(warnings) == 1 and "lies outside the" in warnings[0]["message"]  # it was silent
+    assert summary["regions"] == 0 and summary["frames"] > 1
+    _, events, _ = run(embedder, matcher_factory(), scripted_video, roi="0,0,10,10")
+    assert not [e for e in events if e["event"] == "warning"]
