@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siamese_edge.errors import InvalidInputError, MissingDependencyError
+from siamese_edge.errors import InvalidInputError, MissingDependencyError, ModelError
 from siamese_edge.model_info import ModelInfo
 from siamese_edge.tensorrt.errors import EngineBuildError
 
@@ -122,20 +122,14 @@ def make_entropy_calibrator(trt, batch: np.ndarray, batch_size: int, input_name:
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 
 
-def _fixed_batch(onnx_path: str | os.PathLike[str], input_name: str) -> int | None:
-    """The batch size fixed in the graph's input ``input_name``, or None where it is dynamic."""
-    import onnx
+def _fixed_batch(onnx_path: str | os.PathLike[str], info: ModelInfo) -> int | None:
+    """The batch size fixed in the graph's input, or None where it is dynamic."""
+    from siamese_edge.runtime.model_file import fixed_batch, open_session
 
     try:
-        graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    except Exception:  # noqa: BLE001 - an unreadable graph fails in quantize_static, reported
+        return fixed_batch(open_session(onnx_path), info)
+    except ModelError:  # an unreadable graph fails in quantize_static, and is reported there
         return None
-    for value in graph.input:
-        if value.name == input_name:
-            dims = value.type.tensor_type.shape.dim
-            if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
-                return int(dims[0].dim_value)
-    return None
 
 
 def _calibration_chunks(sample: np.ndarray, fixed_batch: int | None) -> list[np.ndarray]:
@@ -169,7 +163,7 @@ def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLi
     from siamese_edge.model_info import METADATA_KEY
     from siamese_edge.onnx_metadata import write_metadata_entry
 
-    chunks = _calibration_chunks(sample, _fixed_batch(onnx_path, info.input_name))
+    chunks = _calibration_chunks(sample, _fixed_batch(onnx_path, info))
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
