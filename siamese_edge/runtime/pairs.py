@@ -8,7 +8,6 @@ name it; a pair whose image cannot be read is reported and skipped, never guesse
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import numpy as np
 from siamese_edge.errors import ImageReadError, InvalidInputError
 from siamese_edge.runtime.embedder import Embedder
 from siamese_edge.runtime.imageio import read_image
+from siamese_edge.runtime.search_index import exact_scores
+from siamese_edge.runtime.verifier import finite_number
 
 #: distinct images read and embedded at a time (bounds memory on long pair lists)
 CHUNK = 256
@@ -98,9 +99,8 @@ def compare_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]],
         skip_unreadable: report pairs with an unreadable image as failures (else raise
             :class:`ImageReadError` on the first one).
     """
-    value = float(embedder.info.threshold if threshold is None else threshold)
-    if not math.isfinite(value):
-        raise InvalidInputError(f"threshold must be a finite number, not {value}")
+    value = finite_number("threshold",
+                          embedder.info.threshold if threshold is None else threshold)
     report = PairReport(value)
     distinct = list(dict.fromkeys(p for pair in pairs for p in pair))
     vectors: dict[str, np.ndarray] = {}
@@ -118,10 +118,9 @@ def compare_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]],
             vectors.update(zip(names, embedder.embed(images)))
     for first, second in pairs:
         if first in vectors and second in vectors:
-            # float64, as the verifier compares: a float32 score just below the threshold
-            # must not round up to it
-            score = float(np.dot(vectors[first].astype(np.float64),
-                                 vectors[second].astype(np.float64)))
+            # scored as the gallery scores (so `verify -i` against a one-template gallery
+            # gives the same number) and compared in float64, as the verifier compares
+            score = float(exact_scores(vectors[first][None], vectors[second][:, None])[0, 0])
             report.decisions.append(PairDecision(first, second, score, score >= value, value))
     if not report.decisions:
         raise InvalidInputError(f"no pair could be compared: every pair has an unreadable "

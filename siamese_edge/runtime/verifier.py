@@ -67,10 +67,10 @@ class Verifier:
                  margin: float | None = None) -> None:
         self.embedder = embedder
         self.gallery = gallery
-        self.threshold = _finite("threshold",
+        self.threshold = finite_number("threshold",
                                  embedder.info.threshold if threshold is None else threshold)
         self.aggregation = aggregation if aggregation is not None else MaxScore()
-        self.margin = None if margin is None else _finite("margin", margin)
+        self.margin = None if margin is None else finite_number("margin", margin)
 
     def verify(self, images: Sequence[np.ndarray], identity: str) -> list[Decision]:
         """1:1: is each image ``identity``?"""
@@ -115,7 +115,7 @@ class Verifier:
         return decisions
 
 
-def _finite(what: str, value: float) -> float:
+def finite_number(what: str, value: float) -> float:
     """``value`` as a float; nan (which rejects every probe) or ±inf is an error."""
     value = float(value)
     if not math.isfinite(value):
