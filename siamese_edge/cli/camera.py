@@ -63,7 +63,6 @@ m.embeddings, threshold, identity=identity)``.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -79,6 +78,7 @@ from siamese_edge.camera.matcher import FrameMatcher
 from siamese_edge.camera.sources import CameraSource, open_capture, parse_source
 from siamese_edge.camera.voting import KOfNVoter
 from siamese_edge.errors import InvalidInputError
+from siamese_edge.runtime.atomic_file import same_file
 from siamese_edge.runtime.embedder import Embedder
 
 Emit = Callable[[dict], None]
@@ -165,8 +165,8 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
     detector = detector or detector_from_roi(options.roi)
     emit = _serialised(emit)
     sinks: list = []
-    if options.output and parsed.kind == "file" and os.path.exists(options.output) \
-            and os.path.samefile(options.output, str(parsed.target)):
+    if options.output and parsed.kind == "file" and same_file(options.output,
+                                                              str(parsed.target)):
         # the writer would replace the video while it is being read
         raise InvalidInputError(f"--output {options.output}: is the --camera source; "
                                 f"choose another file")

@@ -1,4 +1,4 @@
-"""Writing a file whole or not at all."""
+"""Writing a file whole or not at all, and never over one it was made from."""
 
 from __future__ import annotations
 
@@ -22,3 +22,11 @@ def replaced_on_success(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when writing ``a`` would write ``b``: the same path once resolved, or (where both
+    exist) the same file through another link. Outputs check it against their inputs."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)

@@ -33,7 +33,7 @@ import numpy as np
 
 from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.model_info import ModelInfo, Preprocessing
-from siamese_edge.runtime.atomic_file import replaced_on_success
+from siamese_edge.runtime.atomic_file import replaced_on_success, same_file
 from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, DuplicateIdentityError, Gallery
 
 FORMAT = "siamese-edge-gallery"
@@ -91,7 +91,7 @@ def _check_export_target(gallery: Gallery, out: Path) -> None:
         return
     if out.is_dir():
         raise InvalidInputError(f"{out}: is a directory; name the export file")
-    same = os.path.samefile(out, gallery.path) if Path(gallery.path).exists() else False
+    same = same_file(out, gallery.path)
     try:
         with open(out, "rb") as handle:
             database = handle.read(16) == b"SQLite format 3\x00"
@@ -264,7 +264,7 @@ def reembed_gallery(embedder, source: Gallery, target: str | os.PathLike[str],
         InvalidInputError: ``target`` exists (it is never written into).
     """
     target = Path(target)
-    if target.resolve() == Path(source.path).resolve():
+    if same_file(target, source.path):
         raise InvalidInputError("reembed writes a new gallery; give another --out path")
     if target.exists():
         raise InvalidInputError(f"{target}: already exists; reembed writes a new gallery, "

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from siamese_edge.errors import InvalidInputError
+from siamese_edge.runtime.atomic_file import same_file
 from siamese_edge.tensorrt.errors import EngineBuildError, PrecisionUnsupportedError
 from siamese_edge.tensorrt.native_stdout import native_stdout_to_stderr
 
@@ -377,10 +378,8 @@ def refuse_output_over_model(onnx_path: str | os.PathLike[str],
                              engine_path: str | os.PathLike[str]) -> None:
     """Refuse an engine path whose build would write over the ONNX model it is built from
     (``engine model.onnx --out model.onnx`` replaced the model with the engine)."""
-    model = Path(onnx_path).resolve()
     for path in written_paths(engine_path):
-        if path.resolve() == model or (path.exists() and model.exists()
-                                       and os.path.samefile(path, model)):
+        if same_file(path, onnx_path):
             raise InvalidInputError(f"{engine_path}: building it would write {path}, which is "
                                     f"the model {onnx_path} itself; choose another engine path")
 
