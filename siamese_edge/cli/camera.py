@@ -230,26 +230,20 @@ def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
                                        on_progress=emit)
 
 
-def enroll_from_camera(embedder: Embedder, gallery, name: str, source: str | int,
-                       samples: int, roi: str = "face", emit: Emit | None = None,
-                       timeout_s: float | None = 60.0, metadata: dict | None = None,
-                       on_duplicate: str = "add") -> int:
-    """Capture ``samples`` distinct crops and enroll them as ``name`` in one transaction.
-
-    ``metadata`` and ``on_duplicate`` as for :meth:`Gallery.enroll`; a refused duplicate is
-    refused before the camera is opened.
+def capture_identity(embedder: Embedder, name: str, source: str | int, samples: int,
+                     roi: str = "face", emit: Emit | None = None,
+                     timeout_s: float | None = 60.0, metadata: dict | None = None):
+    """Capture ``samples`` distinct crops of ``name`` and embed them, ready to store
+    (:func:`siamese_edge.runtime.workflows.enroll_into_gallery`).
 
     Raises:
-        CameraError: the source gave fewer good crops than ``samples`` (nothing is stored).
-        DuplicateIdentityError: ``name`` exists and ``on_duplicate`` is ``refuse``.
+        CameraError: the source gave fewer good crops than ``samples``.
     """
     from siamese_edge.camera.sources import CameraError
-    from siamese_edge.runtime.gallery import DuplicateIdentityError, validate_name
+    from siamese_edge.runtime.gallery import validate_name
+    from siamese_edge.runtime.workflows import Enrolment
 
     name = validate_name(name)
-    if on_duplicate == "refuse" and name in gallery:
-        raise DuplicateIdentityError(f"{name!r} is already enrolled in {gallery.path} "
-                                     f"(duplicate policy: refuse)")
     crops = capture_enrolment(embedder, source, samples, roi=roi, emit=emit,
                               timeout_s=timeout_s)
     if len(crops) < samples:
@@ -257,9 +251,8 @@ def enroll_from_camera(embedder: Embedder, gallery, name: str, source: str | int
                           f"(roi {roi}); nothing enrolled")
     with embedder:
         embeddings = embedder.embed(crops)
-    gallery.enroll(name, embeddings, sources=[f"{source}#{i}" for i in range(len(crops))],
-                   metadata=metadata, on_duplicate=on_duplicate)
-    return len(crops)
+    return Enrolment(name, embeddings, [f"{source}#{i}" for i in range(len(crops))], metadata,
+                     origin=str(source))
 
 
 def format_event(event: dict) -> str:

@@ -51,8 +51,8 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
     transaction or none is. With --from-dir, unreadable files and folders are reported and
     skipped, the rest is stored, and the exit status is 3.
     """
-    from siamese_edge.runtime.gallery import Gallery
-    from siamese_edge.runtime.workflows import enroll_directory, enroll_files
+    from siamese_edge.runtime.workflows import embed_directory, embed_files, \
+        enroll_into_gallery
 
     if camera is not None:
         if not camera_name or name or from_dir:
@@ -72,13 +72,12 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
         raise click.UsageError("--metadata goes with NAME IMAGE...")
     parsed = parse_metadata(metadata) if metadata is not None else None
     embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
-    with embedder, \
-            Gallery.open(gallery, embedder.info, template_dtype=template_dtype) as store:
-        if from_dir:
-            report = enroll_directory(embedder, store, from_dir, on_duplicate)
-        else:
-            report = enroll_files(embedder, store, name, images, on_duplicate, parsed)
-        counts = store.counts()
+    with embedder:
+        report, counts = enroll_into_gallery(
+            embedder, gallery,
+            (lambda: embed_directory(embedder, from_dir)) if from_dir
+            else (lambda: ([embed_files(embedder, name, images, parsed)], [])),
+            on_duplicate, template_dtype, refuse_first=[] if from_dir else [name])
     if as_json:
         print_json({**report.to_dict(), "gallery": gallery, "backend":
                     embedder.device_description, "identities": counts})
@@ -96,16 +95,23 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
 def _enroll_camera(model: str, gallery: str, camera: str, name: str, samples: int, roi: str,
                    as_json: bool, template_dtype: str, embedder, metadata: dict | None,
                    on_duplicate: str) -> None:
-    from siamese_edge.cli.camera import enroll_from_camera
-    from siamese_edge.runtime.gallery import Gallery
+    from siamese_edge.cli.camera import capture_identity
+    from siamese_edge.runtime.gallery import DuplicateIdentityError
+    from siamese_edge.runtime.workflows import enroll_into_gallery
 
     emit = print_json_line if as_json else None
-    with Gallery.open(gallery, embedder.info, template_dtype=template_dtype) as store:
-        added = enroll_from_camera(embedder, store, name, camera, samples, roi, emit=emit,
-                                   metadata=metadata, on_duplicate=on_duplicate)
-        total = store.counts().get(name, added)
+    report, counts = enroll_into_gallery(
+        embedder, gallery,
+        lambda: ([capture_identity(embedder, name, camera, samples, roi, emit=emit,
+                                   metadata=metadata)], []),
+        on_duplicate, template_dtype, refuse_first=[name])
+    if report.failures:  # refused: enrolled by someone else while the camera ran
+        raise DuplicateIdentityError(report.failures[0][1])
+    added = sum(report.enrolled.values())
+    stored = next(iter(report.enrolled))
     if as_json:  # one JSON line, after the capture's event lines
-        print_json_line({"event": "enrolled", "enrolled": {name: added}, "gallery": gallery,
+        print_json_line({"event": "enrolled", "enrolled": report.enrolled, "gallery": gallery,
                          "source": camera})
     else:
-        click.echo(f"enrolled {name}: {added} template(s) from {camera} ({total} in gallery)")
+        click.echo(f"enrolled {stored}: {added} template(s) from {camera} "
+                   f"({counts.get(stored, added)} in gallery)")

@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -54,28 +55,30 @@ def _source_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     return [str(Path(p).resolve()) for p in paths]
 
 
-def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
-                 paths: Sequence[str | os.PathLike[str]],
-                 on_duplicate: str = "add",
-                 metadata: dict | None = None) -> EnrollReport:
-    """Enroll ``paths`` as templates of ``name``: all of them in one transaction, or none.
+@dataclass
+class Enrolment:
+    """One identity's templates, embedded and ready to store."""
 
-    ``on_duplicate``: ``add`` to an existing identity, or ``refuse`` (DuplicateIdentityError).
-    ``metadata``: free-form JSON kept with a new identity.
-    """
+    name: str
+    embeddings: np.ndarray
+    sources: list[str]
+    metadata: dict | None = None
+    origin: str = ""  # where it came from (a folder), for reports
+
+
+def embed_files(embedder: Embedder, name: str, paths: Sequence[str | os.PathLike[str]],
+                metadata: dict | None = None) -> Enrolment:
+    """Read and embed ``paths`` as templates of ``name``, failing on the first bad image."""
     name = validate_name(name)
     images = read_images(paths)
-    gallery.enroll(name, embedder.embed(images), sources=_source_paths(paths),
-                   metadata=metadata, on_duplicate=on_duplicate)
-    return EnrollReport(enrolled={name: len(images)})
+    return Enrolment(name, embedder.embed(images), _source_paths(paths), metadata)
 
 
-def enroll_directory(embedder: Embedder, gallery: Gallery,
-                     root: str | os.PathLike[str], on_duplicate: str = "add") -> EnrollReport:
-    """Enroll ``root/<identity>/*.png|jpg…``, one transaction per identity.
+def embed_directory(embedder: Embedder, root: str | os.PathLike[str]
+                    ) -> tuple[list[Enrolment], list[tuple[str, str]]]:
+    """Read and embed ``root/<identity>/*.png|jpg…``, one :class:`Enrolment` per folder.
 
-    Unreadable files and folders (and, with ``on_duplicate="refuse"``, identities already
-    enrolled) are reported in ``failures`` and skipped; the good ones are kept.
+    Unreadable files and folders are returned as ``(path, why)`` failures and skipped.
     """
     root = Path(root)
     if not root.is_dir():
@@ -86,17 +89,18 @@ def enroll_directory(embedder: Embedder, gallery: Gallery,
         raise InvalidInputError(f"{root}: cannot list the folder ({exc.strerror})") from None
     if not folders:
         raise InvalidInputError(f"{root}: no identity subfolders (expected DIR/<name>/*.png)")
-    report = EnrollReport()
+    enrolments: list[Enrolment] = []
+    failures: list[tuple[str, str]] = []
     for folder in folders:
         try:
             name = validate_name(folder.name)
         except InvalidInputError as exc:
-            report.failures.append((str(folder), str(exc)))
+            failures.append((str(folder), str(exc)))
             continue
         try:
             paths = list_images(folder)
         except OSError as exc:  # e.g. no permission: skip it like an unreadable file
-            report.failures.append((str(folder), f"cannot list the folder ({exc.strerror})"))
+            failures.append((str(folder), f"cannot list the folder ({exc.strerror})"))
             continue
         images, read = [], []
         for path in paths:
@@ -104,18 +108,88 @@ def enroll_directory(embedder: Embedder, gallery: Gallery,
                 images.append(read_image(path))
                 read.append(path)
             except ImageReadError as exc:
-                report.failures.append((str(path), str(exc)))
+                failures.append((str(path), str(exc)))
         if not images:
-            report.failures.append((str(folder), "no readable images"))
+            failures.append((str(folder), "no readable images"))
             continue
+        enrolments.append(Enrolment(name, embedder.embed(images), _source_paths(read),
+                                     origin=str(folder)))
+    return enrolments, failures
+
+
+def store_enrolments(gallery: Gallery, enrolments: Sequence[Enrolment],
+                     on_duplicate: str = "add",
+                     failures: Sequence[tuple[str, str]] = ()) -> EnrollReport:
+    """Store each enrolment in its own transaction. With ``on_duplicate="refuse"`` an
+    identity already enrolled is reported in ``failures`` and skipped."""
+    report = EnrollReport(failures=list(failures))
+    for enrolment in enrolments:
         try:
-            gallery.enroll(name, embedder.embed(images), sources=_source_paths(read),
-                           on_duplicate=on_duplicate)
+            gallery.enroll(enrolment.name, enrolment.embeddings, sources=enrolment.sources,
+                           metadata=enrolment.metadata, on_duplicate=on_duplicate)
         except DuplicateIdentityError as exc:
-            report.failures.append((str(folder), str(exc)))
+            report.failures.append((enrolment.origin or enrolment.name, str(exc)))
             continue
-        report.enrolled[name] = len(images)
+        report.enrolled[enrolment.name] = len(enrolment.embeddings)
     return report
+
+
+def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
+                 paths: Sequence[str | os.PathLike[str]],
+                 on_duplicate: str = "add",
+                 metadata: dict | None = None) -> EnrollReport:
+    """Enroll ``paths`` as templates of ``name``: all of them in one transaction, or none.
+
+    ``on_duplicate``: ``add`` to an existing identity, or ``refuse`` (DuplicateIdentityError).
+    ``metadata``: free-form JSON kept with a new identity.
+    """
+    enrolment = embed_files(embedder, name, paths, metadata)
+    gallery.enroll(enrolment.name, enrolment.embeddings, sources=enrolment.sources,
+                   metadata=metadata, on_duplicate=on_duplicate)
+    return EnrollReport(enrolled={enrolment.name: len(enrolment.embeddings)})
+
+
+def enroll_directory(embedder: Embedder, gallery: Gallery,
+                     root: str | os.PathLike[str], on_duplicate: str = "add") -> EnrollReport:
+    """Enroll ``root/<identity>/*.png|jpg…``, one transaction per identity.
+
+    Unreadable files and folders (and, with ``on_duplicate="refuse"``, identities already
+    enrolled) are reported in ``failures`` and skipped; the good ones are kept.
+    """
+    enrolments, failures = embed_directory(embedder, root)
+    return store_enrolments(gallery, enrolments, on_duplicate, failures)
+
+
+def enroll_into_gallery(embedder: Embedder, gallery_path: str | os.PathLike[str],
+                        prepare: Callable[[], tuple[Sequence[Enrolment],
+                                                    Sequence[tuple[str, str]]]],
+                        on_duplicate: str = "add", template_dtype: str = "float32",
+                        refuse_first: Sequence[str] = ()) -> tuple[EnrollReport, dict[str, int]]:
+    """Run ``prepare`` (read and embed, or capture) and store what it gives in the gallery.
+
+    An existing gallery is checked first (the model it is bound to; with
+    ``on_duplicate="refuse"``, the names in ``refuse_first``), so nobody poses for a camera
+    or waits for a folder to be embedded only to be refused. A gallery that does not exist
+    yet is created only once there is something to store: a failed enrolment (a mistyped
+    folder, unreadable images, a camera that gave too few frames) leaves no empty gallery
+    bound to the model behind.
+
+    Returns:
+        The report, and the gallery's template count per identity afterwards.
+    """
+    path = Path(gallery_path)
+    if path.exists():
+        with Gallery.open(path, embedder.info, create=False) as existing:
+            for name in refuse_first if on_duplicate == "refuse" else ():
+                if validate_name(name) in existing:
+                    raise DuplicateIdentityError(f"{name!r} is already enrolled in {path} "
+                                                 f"(duplicate policy: refuse)")
+    enrolments, failures = prepare()
+    if not enrolments and not path.exists():
+        return EnrollReport(failures=list(failures)), {}
+    with Gallery.open(path, embedder.info, template_dtype=template_dtype) as store:
+        report = store_enrolments(store, enrolments, on_duplicate, failures)
+        return report, store.counts()
 
 
 def decide_files(embedder: Embedder, gallery: Gallery, paths: Sequence[str | os.PathLike[str]],

@@ -69,6 +69,11 @@ def test_enroll_camera_then_verify(tmp_path, gallery):
                                       str(clip), "--name", "more", "--samples", "9", "--roi",
                                       "whole"])
     assert result.exit_code == 1 and "nothing enrolled" in result.output
+    fresh = tmp_path / "fresh.sqlite"  # a failed capture creates no (empty) gallery
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", str(fresh), "--camera",
+                                      str(clip), "--name", "more", "--samples", "9", "--roi",
+                                      "whole"])
+    assert result.exit_code == 1 and not fresh.exists()
     # a new gallery created by a camera enrolment honours --template-dtype
     half = tmp_path / "half.sqlite"
     result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", str(half), "--camera",
@@ -91,6 +96,10 @@ def test_enroll_camera_honours_metadata_duplicates_and_json(tmp_path, gallery):
     stats = json.loads(CliRunner().invoke(cli, ["gallery", "list", "-g", gallery,
                                                 "--json"]).output)
     assert stats["identities"]["trouser"] == 3
+    # refused before the camera is opened: no capture, so no camera error
+    result = CliRunner().invoke(cli, [*base[:6], str(tmp_path / "no-such.avi"), *base[7:],
+                                      "--name", "trouser", "--on-duplicate", "refuse"])
+    assert result.exit_code == 1 and "already enrolled" in result.output, result.output
     result = CliRunner().invoke(cli, [*base, "--name", "kit", "--metadata", '{"desk": 4}',
                                       "--json"])
     assert result.exit_code == 0, result.output

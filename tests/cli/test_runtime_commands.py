@@ -136,6 +136,35 @@ def test_unreadable_enrolment_folder_is_a_one_line_error(tmp_path, tiny_model, p
     assert result.output == f"error: {people}: cannot list the folder (Permission denied)\n"
 
 
+def test_a_failed_first_enrolment_leaves_no_gallery_behind(tmp_path, tiny_model, people):
+    # a new gallery file is bound to the model: an empty one left by a typo would refuse the
+    # next model the user meant to enroll with
+    gallery = tmp_path / "g.sqlite"
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk" / "zed").mkdir(parents=True)
+    (tmp_path / "junk" / "zed" / "0.png").write_bytes(b"\x89PNG garbage")
+    for args, status in [(("ann", tmp_path / "bad.png"), 1), (("--from-dir", tmp_path / "empty"), 1),
+                         (("--from-dir", tmp_path / "junk"), 3)]:
+        result = run("enroll", "-m", tiny_model, "-g", gallery, *args)
+        assert result.exit_code == status, result.output
+        assert not gallery.exists() and not list(tmp_path.glob("g.sqlite*")), args
+
+
+def test_enroll_checks_an_existing_gallery_before_reading_any_image(tmp_path, tiny_model,
+                                                                    other_tiny_model, people):
+    gallery = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people).exit_code == 0
+    before = gallery.read_bytes()
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    result = run("enroll", "-m", other_tiny_model, "-g", gallery, "dan", tmp_path / "bad.png")
+    assert result.exit_code == 1 and "bad.png" not in result.output  # the model, not the image
+    result = run("enroll", "-m", tiny_model, "-g", gallery, "--on-duplicate", "refuse", "ann",
+                 tmp_path / "bad.png")
+    assert result.exit_code == 1 and "already enrolled" in result.output
+    assert gallery.read_bytes() == before
+
+
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
