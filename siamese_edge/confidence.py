@@ -93,12 +93,8 @@ def _pairs(embeddings: np.ndarray, codes: np.ndarray, rng: np.random.Generator,
     for start in range(0, len(i), block):
         a, b = i[start:start + block], j[start:start + block]
         scores[start:start + block] = np.einsum("ij,ij->i", embeddings[a], embeddings[b])
-    order = np.argsort(-scores, kind="stable")
-    scores = scores[order]
-    first, second = codes[i[order]], codes[j[order]]
-    change = np.nonzero(np.diff(scores))[0] + 1
-    ends = np.concatenate([change, [len(scores)]])
-    return _Pairs(scores, first, second, first == second, ends)
+    first, second = codes[i], codes[j]
+    return _sorted_pairs(scores, first, second, first == second)
 
 
 def _curve(pairs: _Pairs, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -129,6 +125,29 @@ def _metrics(far: np.ndarray, tar: np.ndarray, fars: Sequence[float],
     return values
 
 
+def _check(replicates: int, level: float) -> None:
+    if replicates < 2:
+        raise ValueError("the bootstrap needs at least 2 replicates")
+    if not 0.0 < level < 1.0:
+        raise ValueError("the confidence level must be between 0 and 1")
+
+
+def _too_few(identities: int, far_keys: Sequence[str], unit: str,
+             level: float) -> ConfidenceIntervals:
+    return ConfidenceIntervals(level, 0, unit, None, None, dict.fromkeys(far_keys),
+                               notes=[f"resampling needs at least {MIN_IDENTITIES} "
+                                      f"identities, have {identities}"])
+
+
+def _sorted_pairs(scores: np.ndarray, first: np.ndarray, second: np.ndarray,
+                  genuine: np.ndarray) -> _Pairs:
+    order = np.argsort(-scores, kind="stable")
+    scores = scores[order]
+    change = np.nonzero(np.diff(scores))[0] + 1
+    ends = np.concatenate([change, [len(scores)]])
+    return _Pairs(scores, first[order], second[order], genuine[order], ends)
+
+
 def identity_bootstrap(embeddings: np.ndarray, labels: np.ndarray, fars: Sequence[float],
                        far_keys: Sequence[str], threshold: float | None = None,
                        replicates: int = 200, level: float = 0.95, seed: int = 0,
@@ -138,18 +157,46 @@ def identity_bootstrap(embeddings: np.ndarray, labels: np.ndarray, fars: Sequenc
     ``fars`` are reported under ``far_keys`` (the report's keys); a FAR that the sampled
     impostor pairs cannot measure gets None. 200 replicates of 200,000 pairs take ~1.5 s.
     """
-    if replicates < 2:
-        raise ValueError("the bootstrap needs at least 2 replicates")
-    if not 0.0 < level < 1.0:
-        raise ValueError("the confidence level must be between 0 and 1")
+    _check(replicates, level)
     rng = np.random.default_rng(seed)
     _, codes = np.unique(np.asarray(labels), return_inverse=True)
     identities = int(codes.max()) + 1
     if identities < MIN_IDENTITIES:
-        return ConfidenceIntervals(level, 0, "identity", None, None, dict.fromkeys(far_keys),
-                                   notes=[f"resampling needs at least "
-                                          f"{MIN_IDENTITIES} identities, have {identities}"])
+        return _too_few(identities, far_keys, "identity", level)
     pairs = _pairs(np.asarray(embeddings, np.float32), codes, rng, max_pairs)
+    return _resample(pairs, identities, fars, far_keys, threshold, replicates, level, rng,
+                     "identity")
+
+
+def listed_pairs_bootstrap(scores: np.ndarray, first: np.ndarray, second: np.ndarray,
+                           genuine: np.ndarray, fars: Sequence[float],
+                           far_keys: Sequence[str], threshold: float | None = None,
+                           replicates: int = 200, level: float = 0.95,
+                           seed: int = 0) -> ConfidenceIntervals:
+    """The same intervals for a protocol's listed pairs (a pairs CSV).
+
+    ``first`` / ``second``: each pair's images' identities, which a pairs list implies as
+    the connected components of its genuine pairs; ``genuine``: the list's label. Those
+    identities are resampled, each listed pair weighted as in :func:`identity_bootstrap`.
+    """
+    _check(replicates, level)
+    rng = np.random.default_rng(seed)
+    _, codes = np.unique(np.concatenate([first, second]), return_inverse=True)
+    identities = int(codes.max()) + 1
+    if identities < MIN_IDENTITIES:
+        return _too_few(identities, far_keys, "identity", level)
+    pairs = _sorted_pairs(np.asarray(scores, np.float64), codes[:len(first)],
+                          codes[len(first):], np.asarray(genuine, bool))
+    result = _resample(pairs, identities, fars, far_keys, threshold, replicates, level, rng,
+                       "identity")
+    result.notes.insert(0, "identities as the list implies them: images joined by its "
+                           "genuine pairs")
+    return result
+
+
+def _resample(pairs: _Pairs, identities: int, fars: Sequence[float], far_keys: Sequence[str],
+              threshold: float | None, replicates: int, level: float,
+              rng: np.random.Generator, unit: str) -> ConfidenceIntervals:
     impostors = int(np.count_nonzero(~pairs.genuine))
     measurable = [(far, key) for far, key in zip(fars, far_keys, strict=True)
                   if impostors * far >= MIN_FALSE_ACCEPTS]
@@ -177,13 +224,13 @@ def identity_bootstrap(embeddings: np.ndarray, labels: np.ndarray, fars: Sequenc
     if identities <= FEW_IDENTITIES:
         notes.append(f"only {identities} identities: the intervals are coarse")
     if len(rows) < replicates:
-        notes.append(f"{replicates - len(rows)} of {replicates} resamples drew a single "
-                     f"identity and were skipped")
+        notes.append(f"{replicates - len(rows)} of {replicates} resamples had no genuine "
+                     f"or no impostor pair and were skipped")
     tar_at_far: dict[str, list[float] | None] = dict.fromkeys(far_keys)
     for n, (_, key) in enumerate(measurable):
         tar_at_far[key] = interval(2 + n)
     result = ConfidenceIntervals(
-        level=level, replicates=len(rows), unit="identity", auc=interval(0), eer=interval(1),
+        level=level, replicates=len(rows), unit=unit, auc=interval(0), eer=interval(1),
         tar_at_far=tar_at_far, notes=notes)
     if accepted is not None:
         result.threshold = float(threshold)

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from siamese_edge.confidence import ConfidenceIntervals, identity_bootstrap
+from siamese_edge.confidence import ConfidenceIntervals, identity_bootstrap, \
+    listed_pairs_bootstrap
 from siamese_edge.error_breakdown import ErrorBreakdown, error_breakdown
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc, threshold_at_far
 
@@ -88,46 +89,68 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
     report = _pair_report(genuine, impostor, fars, target_far, len(labels), len(classes),
                           rank1=rank1_accuracy(embeddings, labels, rng), n_way=n,
                           n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng))
-    t_target = report.threshold_at_target
-    operating = report.eer_threshold if t_target is None else t_target
-    report.errors = error_breakdown(embeddings[subset], labels[subset], operating, names,
-                                    basis="EER" if t_target is None else f"FAR {target_far:g}")
-    tars = report.tar_at_far
+    operating = _operating_threshold(report)
+    report.errors = error_breakdown(
+        embeddings[subset], labels[subset], operating, names,
+        basis="EER" if report.threshold_at_target is None else f"FAR {target_far:g}")
     if bootstrap:
-        measured = [far for far in sorted(set(fars) | {target_far}, reverse=True)
-                    if tars[far_key(far)] is not None]
+        measured = _measured_fars(report, fars, target_far)
         report.confidence = identity_bootstrap(
             embeddings[subset], labels[subset], measured, [far_key(f) for f in measured],
             operating, replicates=bootstrap, level=level, seed=seed)
     return report, genuine, impostor
 
 
-def evaluate_listed_pairs(embeddings: np.ndarray, pairs: np.ndarray, num_identities: int,
+def _operating_threshold(report: EvaluationReport) -> float:
+    """The threshold at the target FAR when it is measurable, else the EER's."""
+    t_target = report.threshold_at_target
+    return report.eer_threshold if t_target is None else t_target
+
+
+def _measured_fars(report: EvaluationReport, fars: tuple[float, ...],
+                   target_far: float) -> list[float]:
+    """The FARs the report could measure, highest first."""
+    return [far for far in sorted(set(fars) | {target_far}, reverse=True)
+            if report.tar_at_far[far_key(far)] is not None]
+
+
+def evaluate_listed_pairs(embeddings: np.ndarray, pairs: np.ndarray, labels: np.ndarray,
                           fars: tuple[float, ...] = DEFAULT_FARS, target_far: float = 1e-3,
+                          bootstrap: int = 0, level: float = 0.95, seed: int = 0,
                           ) -> tuple[EvaluationReport, np.ndarray, np.ndarray]:
     """Evaluate exactly the listed pairs: a verification protocol (a pairs CSV, as LFW's
     pairs list), not every pair among the identities the list implies.
 
     ``pairs``: ``(M, 3)`` rows of image index i, image index j, same (1) / different (0).
-    Rank-1, N-way 1-shot, the error breakdown and identity-bootstrap intervals need named
-    identities, which a pairs list does not give: they are left out, and ``extras`` says so.
+    ``labels``: each image's identity as the list implies it (components of the genuine
+    pairs); ``bootstrap`` replicates resample those identities for ``level`` intervals.
+    Rank-1, N-way 1-shot and the error breakdown need named identities, which a pairs list
+    does not give: they are left out, and ``extras`` says so.
     """
     pairs = np.asarray(pairs, np.int64)
+    labels = np.asarray(labels)
     embeddings = np.asarray(embeddings, np.float32)
     if pairs.ndim != 2 or pairs.shape[1] != 3 or not len(pairs):
         raise ValueError("no pairs to evaluate")
     # float64 dot products, one per listed pair
     scores = np.einsum("ij,ij->i", embeddings[pairs[:, 0]].astype(np.float64),
                        embeddings[pairs[:, 1]].astype(np.float64))
-    genuine, impostor = scores[pairs[:, 2] == 1], scores[pairs[:, 2] == 0]
+    same = pairs[:, 2] == 1
+    genuine, impostor = scores[same], scores[~same]
     if genuine.size == 0 or impostor.size == 0:
         raise ValueError(f"the pairs list needs genuine and impostor pairs; it has "
                          f"{genuine.size} genuine and {impostor.size} impostor")
     report = _pair_report(genuine, impostor, fars, target_far, len(embeddings),
-                          num_identities, rank1=None, n_way=0, n_way_one_shot=None)
+                          len(np.unique(labels)), rank1=None, n_way=0, n_way_one_shot=None)
     report.extras["protocol"] = "listed pairs"
-    report.extras["not_measured"] = ("rank-1, N-way 1-shot, error breakdown and intervals: "
-                                     "a pairs list names no identities")
+    report.extras["not_measured"] = ("rank-1, N-way 1-shot and error breakdown: a pairs list "
+                                     "names no identities")
+    if bootstrap:
+        measured = _measured_fars(report, fars, target_far)
+        report.confidence = listed_pairs_bootstrap(
+            scores, labels[pairs[:, 0]], labels[pairs[:, 1]], same, measured,
+            [far_key(f) for f in measured], _operating_threshold(report),
+            replicates=bootstrap, level=level, seed=seed)
     return report, genuine, impostor
 
 

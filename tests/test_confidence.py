@@ -130,3 +130,36 @@ def test_few_identities_are_flagged_and_bad_settings_refused():
         identity_bootstrap(e, labels, [], [], replicates=1)
     with pytest.raises(ValueError):
         identity_bootstrap(e, labels, [], [], level=1.0)
+
+
+def test_a_list_of_every_pair_gives_the_identity_bootstrap_intervals():
+    from siamese_edge.confidence import listed_pairs_bootstrap
+
+    e, labels = identities(n_ids=6, per_id=5)
+    i, j = np.triu_indices(len(labels), k=1)
+    scores = np.einsum("ij,ij->i", e[i].astype(np.float64), e[j].astype(np.float64))
+    same = labels[i] == labels[j]
+    threshold = float(np.median(scores))
+    listed = listed_pairs_bootstrap(scores, labels[i], labels[j], same, [1e-1], ["1e-1"],
+                                    threshold, replicates=100, seed=3)
+    plain = identity_bootstrap(e, labels, [1e-1], ["1e-1"], threshold, replicates=100, seed=3)
+    for key in ("auc", "eer", "far_at_threshold", "frr_at_threshold"):
+        assert getattr(listed, key) == pytest.approx(getattr(plain, key)), key
+    assert listed.tar_at_far["1e-1"] == pytest.approx(plain.tar_at_far["1e-1"])
+    assert listed.replicates == plain.replicates == 100
+    assert "genuine pairs" in listed.notes[0]
+
+
+def test_listed_pairs_weigh_each_pair_by_its_identities_draws():
+    from siamese_edge.confidence import listed_pairs_bootstrap
+
+    # identity 0's genuine pair is perfect, identity 1's is the worst score: a resample that
+    # draws identity 1 often has a high EER, one without it an EER of 0
+    scores = np.array([0.9, 0.1, 0.5, 0.4, 0.3, 0.2])
+    first = np.array([0, 1, 0, 0, 1, 2])
+    second = np.array([0, 1, 1, 2, 2, 3])
+    genuine = first == second
+    ci = listed_pairs_bootstrap(scores, first, second, genuine, [], [], replicates=400)
+    assert ci.eer[0] == 0.0 and ci.eer[1] >= 0.5
+    few = listed_pairs_bootstrap(scores[:2], first[:2], second[:2], genuine[:2], [], [])
+    assert few.replicates == 0 and "at least 3 identities" in few.notes[0]

@@ -82,7 +82,7 @@ def test_listed_pairs_score_exactly_the_list_not_every_pair_of_its_identities():
     rng = np.random.default_rng(0)
     pairs = np.array([(i, j, int(labels[i] == labels[j]))
                       for i, j in rng.integers(0, len(e), (40, 2)) if i != j])
-    report, genuine, impostor = evaluate_listed_pairs(e, pairs, 3, fars=(1e-1,),
+    report, genuine, impostor = evaluate_listed_pairs(e, pairs, labels, fars=(1e-1,),
                                                       target_far=1e-1)
     expected = np.array([float(e[i].astype(np.float64) @ e[j]) for i, j, _ in pairs])
     same = pairs[:, 2] == 1
@@ -102,6 +102,6 @@ def test_listed_pairs_need_both_kinds():
 
     e, labels = clustered(n_classes=2, per_class=3)
     with pytest.raises(ValueError, match="0 impostor"):
-        evaluate_listed_pairs(e, np.array([[0, 1, 1], [3, 4, 1]]), 2)
+        evaluate_listed_pairs(e, np.array([[0, 1, 1], [3, 4, 1]]), labels)
     with pytest.raises(ValueError, match="no pairs"):
-        evaluate_listed_pairs(e, np.zeros((0, 3), np.int64), 2)
+        evaluate_listed_pairs(e, np.zeros((0, 3), np.int64), labels)

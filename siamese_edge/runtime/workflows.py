@@ -278,8 +278,8 @@ def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
     try:
         if dataset.pairs is not None:
             report, genuine, impostor = evaluate_listed_pairs(
-                embeddings, dataset.pairs, len(np.unique(dataset.labels)),
-                target_far=target_far)
+                embeddings, dataset.pairs, dataset.labels, target_far=target_far,
+                bootstrap=bootstrap, seed=seed)
         else:
             report, genuine, impostor = evaluate_embeddings(
                 embeddings, dataset.labels, target_far=target_far, n_way=n_way, seed=seed,

@@ -241,7 +241,10 @@ def test_evaluate_on_a_pairs_csv_scores_the_listed_pairs(tmp_path, tiny_model, p
     # the list's 3 + 2 pairs, not the 3 + 12 of every pair among its six images
     assert (doc["genuine_pairs"], doc["impostor_pairs"]) == (3, 2)
     assert doc["extras"]["protocol"] == "listed pairs"
-    assert doc["rank1"] is None and doc["confidence"] is None and doc["errors"] is None
+    assert doc["rank1"] is None and doc["errors"] is None
+    # intervals resample the three identities the genuine pairs imply
+    assert doc["confidence"]["replicates"] > 0 and doc["confidence"]["eer"] is not None
+    assert "genuine pairs" in doc["confidence"]["notes"][0]
     flipped = json.loads(run("evaluate", "-m", tiny_model, protocol, "--json",
                              "--pairs-label-means", "dissimilar").output)
     assert (flipped["genuine_pairs"], flipped["impostor_pairs"]) == (2, 3)
@@ -250,6 +253,7 @@ def test_evaluate_on_a_pairs_csv_scores_the_listed_pairs(tmp_path, tiny_model, p
     assert text.exit_code == 0, text.output
     assert "3 genuine / 2 impostor pairs (as listed)" in text.output
     assert "not measured: rank-1" in text.output and "rank-1    " not in text.output
+    assert "resamples of the identities (identities as the list implies them" in text.output
     # two impostor pairs cannot calibrate FAR 1e-3: a one-line refusal, the model untouched
     before = Path(tiny_model).read_bytes()
     refused = run("evaluate", "-m", tiny_model, protocol, "--write-threshold")
