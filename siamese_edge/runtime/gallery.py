@@ -374,7 +374,9 @@ class Gallery:
     def _transaction(self):
         return _Transaction(self._db)
 
-    def _require_writable(self) -> None:
+    def require_writable(self) -> None:
+        """Raise GalleryError when this gallery cannot be written (opened read-only, or a
+        read-only file)."""
         if self.read_only:
             raise self._read_only_error
 
@@ -407,7 +409,7 @@ class Gallery:
             InvalidInputError: bad name, wrong embedding size, NaN/inf values, zero vectors.
             DuplicateIdentityError: ``name`` exists and ``on_duplicate`` is ``refuse``.
         """
-        self._require_writable()
+        self.require_writable()
         if on_duplicate not in DUPLICATE_POLICIES:
             raise InvalidInputError(f"duplicate policy {on_duplicate!r}: use one of "
                                     f"{', '.join(DUPLICATE_POLICIES)}")
@@ -479,7 +481,7 @@ class Gallery:
     @sqlite_errors_as_gallery_errors
     def remove(self, name: str) -> int:
         """Remove an identity and its templates; returns how many templates went."""
-        self._require_writable()
+        self.require_writable()
         with self._transaction():
             identity_id = self._identity_id(name)
             ids = [r[0] for r in self._db.execute(
@@ -496,7 +498,7 @@ class Gallery:
 
         An identity left without templates stays, with its metadata, until removed.
         """
-        self._require_writable()
+        self.require_writable()
         if name is not None:
             name = normalize_name(name)
         with self._transaction():
@@ -515,7 +517,7 @@ class Gallery:
     def rename(self, old: str, new: str) -> str:
         """Rename identity ``old`` to ``new`` (which must not exist); returns the new name as
         stored."""
-        self._require_writable()
+        self.require_writable()
         old, new = normalize_name(old), validate_name(new)
         with self._transaction():
             identity_id = self._identity_id(old)
@@ -529,7 +531,7 @@ class Gallery:
     @sqlite_errors_as_gallery_errors
     def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         """Replace the free-form JSON metadata of ``name``."""
-        self._require_writable()
+        self.require_writable()
         text = _metadata_json(metadata)
         with self._transaction():
             identity_id = self._identity_id(name)

@@ -167,19 +167,21 @@ def enroll_into_gallery(embedder: Embedder, gallery_path: str | os.PathLike[str]
                         refuse_first: Sequence[str] = ()) -> tuple[EnrollReport, dict[str, int]]:
     """Run ``prepare`` (read and embed, or capture) and store what it gives in the gallery.
 
-    An existing gallery is checked first (the model it is bound to; with
-    ``on_duplicate="refuse"``, the names in ``refuse_first``), so nobody poses for a camera
-    or waits for a folder to be embedded only to be refused. A gallery that does not exist
-    yet is created only once there is something to store: a failed enrolment (a mistyped
-    folder, unreadable images, a camera that gave too few frames) leaves no empty gallery
-    bound to the model behind.
+    An existing gallery is checked first (the model it is bound to, that it can be
+    written; with ``on_duplicate="refuse"``, the names in ``refuse_first``), so nobody poses
+    for a camera or waits for a folder to be embedded only to be refused. A gallery that
+    does not exist yet is created only once there is something to store: a failed enrolment
+    (a mistyped folder, unreadable images, a camera that gave too few frames) leaves no
+    empty gallery bound to the model behind.
 
     Returns:
         The report, and the gallery's template count per identity afterwards.
     """
     path = Path(gallery_path)
     if path.exists():
-        with Gallery.open(path, embedder.info, create=False) as existing:
+        # an empty file counts as a gallery being created, as Gallery.open has it
+        with Gallery.open(path, embedder.info, template_dtype=template_dtype) as existing:
+            existing.require_writable()
             for name in refuse_first if on_duplicate == "refuse" else ():
                 if validate_name(name) in existing:
                     raise DuplicateIdentityError(f"{name!r} is already enrolled in {path} "

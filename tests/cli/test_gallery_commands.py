@@ -195,6 +195,29 @@ def test_list_and_verify_a_gallery_on_read_only_storage(gallery, tiny_model, tmp
         shutil.rmtree(media)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file permissions as POSIX has them")
+def test_enroll_refuses_a_read_only_gallery_before_reading_any_image(gallery, tiny_model,
+                                                                     tmp_path):
+    # a camera enrolment would otherwise make someone pose, then fail to store
+    python, env = unprivileged_python()
+    media = Path(tempfile.mkdtemp(prefix="gallery-test-"))
+    try:
+        for source in (gallery, tiny_model):
+            shutil.copy(source, media)
+            (media / source.name).chmod(0o444)
+        (media / "bad.png").write_bytes(b"not an image")
+        media.chmod(0o555)
+        result = subprocess.run(
+            [*python, "-c", "from siamese_edge.cli import main; main()", "enroll", "-m",
+             "tiny.onnx", "-g", "g.sqlite", "zed", "bad.png"],
+            capture_output=True, text=True, cwd=media, env=env)
+        assert result.returncode == 1, result.stderr
+        assert "read-only" in result.stderr and "bad.png" not in result.stderr
+    finally:
+        media.chmod(0o755)
+        shutil.rmtree(media)
+
+
 def test_export_never_writes_over_a_database_and_bad_paths_are_one_line(gallery, tmp_path,
                                                                         tiny_model):
     before = gallery.read_bytes()
