@@ -34,11 +34,13 @@ def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: b
     The .npz loads with numpy.load(..., allow_pickle=False). Unreadable images are reported
     and skipped, the rest is written, and the exit status is 3.
     """
+    from siamese_edge.runtime.atomic_file import check_replaceable_archive
     from siamese_edge.runtime.workflows import embed_inputs
 
     out_path = Path(out)
     if not out_path.parent.is_dir():  # found out before the images are embedded, not after
         raise InvalidInputError(f"--out {out}: folder {out_path.parent} does not exist")
+    check_replaceable_archive(out_path)  # never over the model, a gallery, an image
     with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         result = embed_inputs(embedder, inputs)
         _save(result, out_path, embedder.info.fingerprint)

@@ -8,6 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from siamese_edge.errors import InvalidInputError
+
+#: how an ``.npz`` (a zip archive) starts: a file's local header, or an empty archive's end
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
+
 
 @contextmanager
 def replaced_on_success(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
@@ -30,3 +35,23 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     if Path(a).resolve() == Path(b).resolve():
         return True
     return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def check_replaceable_archive(out: str | os.PathLike[str]) -> None:
+    """Refuse ``out`` when it exists and is not an ``.npz`` archive (nor empty): a model, a
+    gallery or an image there would be destroyed by an archive written over it. Raises
+    InvalidInputError; an unreadable file is left for the write to report."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if out.is_dir():
+        raise InvalidInputError(f"{out}: is a directory; name the output file")
+    try:
+        with open(out, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return
+    if head and head not in _ZIP_STARTS:
+        raise InvalidInputError(f"{out}: exists and is not an .npz archive (a model, a "
+                                f"gallery, an image?); writing there would destroy it, "
+                                f"choose another file")

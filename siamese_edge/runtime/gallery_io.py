@@ -33,7 +33,7 @@ import numpy as np
 
 from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.model_info import ModelInfo, Preprocessing
-from siamese_edge.runtime.atomic_file import replaced_on_success, same_file
+from siamese_edge.runtime.atomic_file import check_replaceable_archive, replaced_on_success, same_file
 from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, DuplicateIdentityError, Gallery
 
 FORMAT = "siamese-edge-gallery"
@@ -101,6 +101,7 @@ def _check_export_target(gallery: Gallery, out: Path) -> None:
         raise InvalidInputError(f"{out}: is {'the gallery itself' if same else 'a database'}; "
                                 f"an export written there would destroy it, choose another "
                                 f"file")
+    check_replaceable_archive(out)
 
 
 @dataclass

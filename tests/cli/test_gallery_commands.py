@@ -231,6 +231,10 @@ def test_export_never_writes_over_a_database_and_bad_paths_are_one_line(gallery,
     result = run("gallery", "export", "-g", gallery, other)
     assert result.exit_code == 1 and "a database" in result.output
     assert other.read_bytes() == before
+    model_bytes = Path(tiny_model).read_bytes()
+    result = run("gallery", "export", "-g", gallery, tiny_model)  # nor over any non-archive
+    assert result.exit_code == 1 and "not an .npz archive" in result.output
+    assert Path(tiny_model).read_bytes() == model_bytes
     result = run("gallery", "export", "-g", gallery, tmp_path / "missing" / "x.npz")
     assert result.exit_code == 1 and result.output.startswith("error: ")
     assert "cannot write the export" in result.output and "Traceback" not in result.output

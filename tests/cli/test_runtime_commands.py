@@ -325,11 +325,20 @@ def test_embed_writes_exactly_out_and_refuses_bad_out_in_one_line(tmp_path, tiny
     assert result.exit_code != 0 and "does not exist" in result.output
     assert not isinstance(result.exception, OSError)
 
-    image = people / "ann" / "0.png"
-    before = image.read_bytes()
-    result = run("embed", "-m", tiny_model, "--out", image, image)
-    assert result.exit_code != 0 and "input images" in result.output
-    assert image.read_bytes() == before
+    assert run("embed", "-m", tiny_model, "--out", out, people).exit_code == 0  # an .npz: ok
+
+    gallery = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people).exit_code == 0
+    # none of these is an .npz: the model, a gallery, an image (it used to replace them all)
+    for target in (Path(tiny_model), gallery, people / "ann" / "0.png"):
+        before = target.read_bytes()
+        result = run("embed", "-m", tiny_model, "--out", target, people / "ann" / "0.png")
+        assert result.exit_code == 1 and "not an .npz archive" in result.output, target
+        assert target.read_bytes() == before
+    empty = people / "ann" / "empty.png"  # an empty file is no archive, but is an input
+    empty.touch()
+    result = run("embed", "-m", tiny_model, "--out", empty, empty, people / "ann" / "0.png")
+    assert result.exit_code == 1 and "input images" in result.output
 
 
 def test_embed_skips_unreadable_images_writes_the_rest_and_exits_3(tmp_path, tiny_model,
