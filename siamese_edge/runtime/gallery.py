@@ -52,6 +52,9 @@ DUPLICATE_POLICIES = ("add", "refuse")
 MAX_NAME_LENGTH = 200
 #: template times are UNIX seconds; past this (the year 5138) a value is damage, not a date
 MAX_TEMPLATE_TIME = 1e11
+#: an embedding this close to unit length is stored unchanged (float32 normalisation leaves
+#: norms within ~1e-7 of 1); others are normalised
+UNIT_NORM_TOLERANCE = 1e-5
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -466,10 +469,17 @@ class Gallery:
                                     f"{embeddings.shape}")
         if not np.all(np.isfinite(embeddings)):
             raise InvalidInputError("embeddings contain NaN or inf; refusing to store them")
-        norms = np.linalg.norm(embeddings, axis=1)
+        norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
         if np.any(norms < 1e-6):
             raise InvalidInputError("an embedding is all zeros; refusing to store it")
-        return embeddings / norms[:, None]
+        # Rows already of unit length (an embedder's output) are stored as they are: dividing
+        # again moves some values by an ulp, and the template would then score a probe a
+        # few ulps away from what `compare` gives for the same two images.
+        unit = np.abs(norms - 1.0) <= UNIT_NORM_TOLERANCE
+        if np.all(unit):
+            return embeddings
+        return np.where(unit[:, None], embeddings,
+                        embeddings / norms[:, None]).astype(np.float32)
 
     def _identity_id(self, name: str) -> int:
         name = normalize_name(name)

@@ -44,6 +44,22 @@ def test_enroll_and_read_back(tmp_path):
         np.testing.assert_allclose(np.linalg.norm(m.embeddings, axis=1), 1, rtol=1e-6)
 
 
+def test_unit_embeddings_are_stored_bit_for_bit_and_others_normalised(tmp_path):
+    # an embedder's float32 output, divided by its norm again, moves by an ulp in about one
+    # row in six here; a stored template must be exactly what `compare` scores
+    rng = np.random.default_rng(0)
+    rows = unit(rng.normal(size=(200, 4)))
+    assert not np.array_equal(rows / np.linalg.norm(rows, axis=1, keepdims=True), rows)
+    long = np.float32([[3, 4, 0, 0]])
+    with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
+        ids = g.enroll("many", rows)
+        g.enroll("long", long)
+        np.testing.assert_array_equal(g.embeddings(ids), rows)
+        np.testing.assert_allclose(g.identity("long").templates and
+                                   g.embeddings([g.identity("long").templates[0].id]),
+                                   [[0.6, 0.8, 0, 0]], rtol=1e-6)
+
+
 def test_other_model_is_refused_naming_both_fingerprints(tmp_path):
     with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
         g.enroll("bob", unit([[1, 0, 0, 0]]))
