@@ -198,7 +198,9 @@ def _resample(pairs: _Pairs, identities: int, fars: Sequence[float], far_keys: S
               threshold: float | None, replicates: int, level: float,
               rng: np.random.Generator, unit: str) -> ConfidenceIntervals:
     impostors = int(np.count_nonzero(~pairs.genuine))
-    measurable = [(far, key) for far, key in zip(fars, far_keys, strict=True)
+    if len(fars) != len(far_keys):  # zip(strict=True) is Python 3.10+; the runtime runs on 3.8
+        raise ValueError("one key per FAR")
+    measurable = [(far, key) for far, key in zip(fars, far_keys)
                   if impostors * far >= MIN_FALSE_ACCEPTS]
     accepted = None
     if threshold is not None:  # distinct-score groups with score >= threshold

@@ -51,9 +51,13 @@ def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
         raise DatasetError(f"label_means must be 'similar' or 'dissimilar', not {label_means!r}")
     path = Path(path)
     try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read CSV ({exc})") from None
+    for number, text in enumerate(lines, 1):
+        if "\x00" in text:  # before csv, which refuses it with its own error before 3.11
+            raise DatasetError(f"{path}: line {number}: a path holds a NUL byte")
+    rows = list(csv.reader(lines))
     rows = [r for r in rows if r and any(c.strip() for c in r)]
     if rows and not rows[0][-1].strip().lstrip("-").isdigit():
         rows = rows[1:]  # header
@@ -72,8 +76,6 @@ def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
             raise DatasetError(f"{path}: row {line}: label {value} is not 0 or 1")
         same = value if label_means == "similar" else 1 - value
         ends = []
-        if any("\x00" in name for name in row[:2]):
-            raise DatasetError(f"{path}: row {line}: a path holds a NUL byte")
         for name in row[:2]:
             file = str((path.parent / name.strip()).resolve())
             ends.append(index.setdefault(file, len(index)))

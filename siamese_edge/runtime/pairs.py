@@ -71,14 +71,14 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
+        if "\x00" in line:  # before csv, which refuses it with its own error before 3.11
+            raise InvalidInputError(f"--pairs {path}, line {number}: a path holds a NUL byte")
         fields = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
         fields = [f.strip() for f in fields]
         if len(fields) == 3 and fields[2].lstrip("-").isdecimal():
             fields = fields[:2]  # a labelled pairs CSV
         elif not pairs and (len(fields) == 3 or [f.lower() for f in fields] == ["img1", "img2"]):
             continue  # a header: as the pairs CSV reader, any first row without a label
-        if any("\x00" in f for f in fields):
-            raise InvalidInputError(f"--pairs {path}, line {number}: a path holds a NUL byte")
         if len(fields) != 2 or not all(fields):
             raise InvalidInputError(f"--pairs {path}, line {number}: expected two image "
                                     f"paths separated by a tab or a comma, got {line!r}")

@@ -94,7 +94,8 @@ def test_pairs_csv_from_a_spreadsheet_with_a_byte_order_mark(tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     ("img1,img2,label\n", "no pairs"),
-    ("a.png,b\x00.png,1\n", "row 1: a path holds a NUL byte"),
+    ("a.png,b\x00.png,1\n", "line 1: a path holds a NUL byte"),
+    ("img1,img2,label\n\na.png,b\x00.png,1\n", "line 3: a path holds a NUL byte"),
     ("img1,img2,label\na.png,b.png\n", "row 1 needs img1,img2,label"),
     ("a.png,b.png,2\n", "not 0 or 1"),
     ("a.png,b.png,1\n", "none of the images"),
