@@ -106,7 +106,7 @@ def set_metadata(gallery: str, as_json: bool, name: str, metadata: str) -> None:
 
 @gallery.command("remove")
 @gallery_option
-@click.option("--template", "template", type=int,
+@click.option("--template", "template", type=click.IntRange(1, 2**63 - 1),
               help="Remove only this template id (see 'gallery show').")
 @json_option
 @click.argument("name")

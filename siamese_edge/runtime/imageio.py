@@ -65,7 +65,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: not a readable image (corrupt, truncated, unsupported "
                              f"or over {MAX_IMAGE_PIXELS} pixels)")
-    return to_rgb_or_gray(image, bgr=True)
+    try:
+        return to_rgb_or_gray(image, bgr=True)
+    except ImageReadError as exc:  # say which file: a batch names many
+        raise ImageReadError(f"{path}: {exc}") from None
 
 
 def to_rgb_or_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:

@@ -44,6 +44,9 @@ def test_list_show_rename_remove_stats(gallery):
     template = shown["templates"][0]["id"]
     result = run("gallery", "remove", "-g", gallery, "anna", "--template", template)
     assert result.exit_code == 0, result.output
+    for bad in ("99999999999999999999", "0"):  # past SQLite's integers: was a traceback
+        result = run("gallery", "remove", "-g", gallery, "anna", "--template", bad)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert run("gallery", "remove", "-g", gallery, "ben").exit_code == 0
     stats = json.loads(run("gallery", "stats", "-g", gallery, "--json").output)
     assert stats["identities"] == 1 and stats["templates"] == 1 and stats["schema_version"] == 2

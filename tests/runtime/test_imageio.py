@@ -75,3 +75,10 @@ def test_exif_orientation_is_applied(tmp_path: Path):
     plain, sideways = read_image(tmp_path / "plain.jpg"), read_image(tmp_path / "sideways.jpg")
     assert sideways.shape == plain.shape == (40, 60, 3)
     assert np.abs(sideways.astype(int) - plain.astype(int)).mean() < 3
+
+
+def test_an_unsupported_pixel_type_names_the_file(tmp_path: Path):
+    path = tmp_path / "signed.tiff"
+    assert cv2.imwrite(str(path), np.full((4, 4), -5, np.int16))
+    with pytest.raises(ImageReadError, match=r"signed\.tiff: unsupported image dtype int16"):
+        read_image(path)
