@@ -336,12 +336,25 @@ class Gallery:
         if version < SCHEMA_VERSION and not self.read_only:
             self._migrate(version)
             meta = self._read_meta()
+        dim = meta.get("embedding_dim", "")
+        if not dim.isdecimal() or int(dim) < 1 or \
+                meta.get("template_dtype", "float32") not in TEMPLATE_DTYPES:
+            raise GalleryError(f"{self.path}: damaged gallery (its recorded embedding size "
+                               f"or template type is unreadable)")
         self.meta = meta
 
     def _migrate(self, version: int) -> None:
         """Run every migration from ``version`` up, each in its own transaction."""
         while version < SCHEMA_VERSION:
             with self._transaction():
+                # another process may have migrated since ``version`` was read: read it again
+                # under the write lock, or a migration would run twice (resetting the
+                # revision, reusing template ids)
+                current = int(self._db.execute("SELECT value FROM meta WHERE key = "
+                                               "'schema_version'").fetchone()[0])
+                if current > version:
+                    version = current
+                    continue
                 MIGRATIONS[version](self._db)
                 version += 1
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",

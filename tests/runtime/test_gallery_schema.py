@@ -58,6 +58,34 @@ def test_v1_file_is_migrated_and_keeps_everything(tmp_path):
         "SELECT sql FROM sqlite_master WHERE name = 'templates'").fetchone()[0]
 
 
+def test_a_migration_another_process_already_ran_is_not_run_again(tmp_path):
+    # processes opening one v1 gallery together each read version 1, then migrated in turn;
+    # a second run reset the revision and let template ids be reused
+    path = tmp_path / "v1.sqlite"
+    write_v1(path)
+    with Gallery.open(path, INFO) as g:
+        g.remove_template(2)
+        revision = g.meta_value("revision")
+        g._migrate(1)  # what a process that read version 1 before the others migrated does
+        assert g.meta_value("revision") == revision
+        assert g.enroll("bob", unit([[0, 0, 1, 0]])) == [3]
+
+
+@pytest.mark.parametrize("key,value", [("embedding_dim", "abc"), ("embedding_dim", "0"),
+                                       ("template_dtype", "float8")])
+def test_damaged_metadata_is_one_gallery_error(tmp_path, key, value):
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+    db.commit()
+    db.close()
+    for model in (INFO, None):  # verify, and the record-keeping commands (stats, export)
+        with pytest.raises(GalleryError, match="damaged gallery"):
+            Gallery.open(path, model, create=False)
+
+
 def test_read_only_open_reads_v1_without_writing(tmp_path):
     path = tmp_path / "v1.sqlite"
     write_v1(path)
