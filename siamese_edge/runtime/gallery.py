@@ -410,7 +410,8 @@ class Gallery:
                metadata: dict[str, Any] | None = None, *,
                qualities: Sequence[float | None] | None = None,
                created: Sequence[float] | None = None,
-               on_duplicate: str = "add", identity_created: float | None = None) -> list[int]:
+               on_duplicate: str = "add", identity_created: float | None = None,
+               allow_empty: bool = False) -> list[int]:
         """Add templates to ``name`` (created if new) in one transaction; returns their ids.
 
         Args:
@@ -420,6 +421,8 @@ class Gallery:
             created: per template, a UNIX time (default now; import keeps the original).
             identity_created: a new identity's UNIX time (default now; import keeps it).
             on_duplicate: ``add`` templates to an existing identity, or ``refuse``.
+            allow_empty: accept no embeddings at all: the identity alone (import restores
+                one whose templates were all removed, with its metadata).
 
         Raises:
             InvalidInputError: bad name, wrong embedding size, NaN/inf values, zero vectors.
@@ -430,7 +433,7 @@ class Gallery:
             raise InvalidInputError(f"duplicate policy {on_duplicate!r}: use one of "
                                     f"{', '.join(DUPLICATE_POLICIES)}")
         name = validate_name(name)
-        embeddings = self._check_embeddings(embeddings)
+        embeddings = self._check_embeddings(embeddings, allow_empty)
         n = len(embeddings)
         sources = list(sources) if sources is not None else [None] * n
         qualities = list(qualities) if qualities is not None else [None] * n
@@ -472,11 +475,13 @@ class Gallery:
         self._dirty = True
         return ids
 
-    def _check_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+    def _check_embeddings(self, embeddings: np.ndarray, allow_empty: bool = False) -> np.ndarray:
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim == 1:
             embeddings = embeddings[None, :]
         dim = self.embedding_dim
+        if allow_empty and embeddings.size == 0:
+            return np.empty((0, dim), np.float32)
         if embeddings.ndim != 2 or embeddings.shape[1] != dim or len(embeddings) == 0:
             raise InvalidInputError(f"expected embeddings of shape (N, {dim}), got "
                                     f"{embeddings.shape}")

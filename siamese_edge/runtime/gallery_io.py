@@ -220,10 +220,7 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
         a = export.arrays
         report = ImportReport()
         for i, name in enumerate(a["identity_names"].tolist()):
-            rows = np.flatnonzero(a["template_identity"] == i)
-            if not len(rows):
-                report.failures.append((name, "no templates in the export"))
-                continue
+            rows = np.flatnonzero(a["template_identity"] == i)  # none: all were removed
             sources = [s if has else None for s, has in
                        zip(a["template_sources"][rows].tolist(),
                            a["template_has_source"][rows].tolist())]
@@ -234,7 +231,8 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
                                sources, metadata if isinstance(metadata, dict) else None,
                                qualities=qualities, created=a["template_created"][rows],
                                on_duplicate=on_duplicate,
-                               identity_created=float(a["identity_created"][i]))
+                               identity_created=float(a["identity_created"][i]),
+                               allow_empty=True)
             except (InvalidInputError, DuplicateIdentityError, ValueError) as exc:
                 report.failures.append((name, str(exc)))
                 continue

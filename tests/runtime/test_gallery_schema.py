@@ -170,13 +170,15 @@ def test_export_import_round_trip(tmp_path):
         g.enroll("ann", unit([[1, 0, 0, 0], [1, 1, 0, 0]]), ["a1.png", None], {"k": [1, 2]},
                  qualities=[0.5, None])
         g.enroll("bob", unit([[0, 0, 1, 0]]))
-        assert export_gallery(g, tmp_path / "out.npz") == {"identities": 2, "templates": 3}
+        # an identity whose templates were all removed keeps its record and metadata
+        g.remove_template(g.enroll("cy", unit([[0, 0, 0, 1]]), metadata={"desk": 3})[0])
+        assert export_gallery(g, tmp_path / "out.npz") == {"identities": 3, "templates": 3}
         original = {n: g.identity(n) for n in g.names()}
         vectors = g.embeddings([t.id for n in g.names() for t in original[n].templates])
     data = np.load(tmp_path / "out.npz", allow_pickle=False)
     assert str(data["format"]) == "siamese-edge-gallery"
     report = import_gallery(tmp_path / "b.sqlite", tmp_path / "out.npz")
-    assert report.imported == {"ann": 2, "bob": 1} and not report.failures
+    assert report.imported == {"ann": 2, "bob": 1, "cy": 0} and not report.failures
     with Gallery.open(tmp_path / "b.sqlite", INFO, create=False) as g:
         for name, record in original.items():
             copy = g.identity(name)
@@ -187,7 +189,7 @@ def test_export_import_round_trip(tmp_path):
         np.testing.assert_array_equal(
             g.embeddings([t.id for n in g.names() for t in g.templates(n)]), vectors)
     again = import_gallery(tmp_path / "b.sqlite", tmp_path / "out.npz")
-    assert again.imported == {} and len(again.failures) == 2
+    assert again.imported == {} and len(again.failures) == 3
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(Exception, match="not a gallery export"):
         read_export(tmp_path / "bad.npz")
