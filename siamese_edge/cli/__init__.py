@@ -39,6 +39,19 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C: ``interrupted`` and exit status 130, as shells report SIGINT. Click's own
+    handling would print ``Aborted!`` and exit 1, like any failure."""
+
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+
+    def show(self, file=None) -> None:
+        click.echo("interrupted", err=True)
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -56,6 +69,8 @@ class LazyGroup(click.Group):
             raise UserError(exc) from None
         except sqlite3.Error as exc:  # a safety net: the gallery names the file and cause
             raise UserError(SiameseEdgeError(f"gallery database: {exc}")) from None
+        except KeyboardInterrupt:
+            raise Interrupted() from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

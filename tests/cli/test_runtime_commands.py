@@ -168,6 +168,18 @@ def test_enroll_checks_an_existing_gallery_before_reading_any_image(tmp_path, ti
     assert gallery.read_bytes() == before
 
 
+def test_ctrl_c_exits_130_with_one_line(tmp_path, tiny_model, people, monkeypatch):
+    from siamese_edge.runtime import workflows
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflows, "embed_inputs", interrupted)
+    result = CliRunner().invoke(cli, ["embed", "-m", tiny_model, "--out",
+                                      str(tmp_path / "e.npz"), str(people)])
+    assert result.exit_code == 130 and result.output == "interrupted\n"  # was 1, "Aborted!"
+
+
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
