@@ -13,12 +13,15 @@
 #   SIAMESE_EDGE_MODEL       ONNX model (e.g. /models/fashion-mnist.onnx); unset: no engine step
 #   SIAMESE_EDGE_ENGINES     engine cache folder            [/engines]
 #   SIAMESE_EDGE_PRECISION   fp32 | fp16 | int8             [fp16]
+#   SIAMESE_EDGE_CALIB       int8 only: a folder of calibration images like the deployment's
+#                            (mount it; 500 or so are plenty)
 #   SIAMESE_EDGE_BUILD_ENGINE  0 to skip the engine step    [1]
 set -eu
 
 ENGINES="${SIAMESE_EDGE_ENGINES:-/engines}"
 PRECISION="${SIAMESE_EDGE_PRECISION:-fp16}"
 MODEL="${SIAMESE_EDGE_MODEL:-}"
+CALIB="${SIAMESE_EDGE_CALIB:-}"
 
 engine_reasons() {
     # Prints why "$2" is not a fresh engine of model "$1" (nothing when fresh).
@@ -39,6 +42,18 @@ if [ -n "$MODEL" ] && [ "${SIAMESE_EDGE_BUILD_ENGINE:-1}" != "0" ]; then
         echo "siamese-edge: SIAMESE_EDGE_MODEL=$MODEL does not exist (mount it)" >&2
         exit 2
     fi
+    case "$PRECISION" in
+        fp32|fp16) ;;
+        int8)
+            if [ -z "$CALIB" ] || [ ! -d "$CALIB" ]; then
+                echo "siamese-edge: SIAMESE_EDGE_PRECISION=int8 needs SIAMESE_EDGE_CALIB," \
+                     "a mounted folder of calibration images (got '$CALIB')" >&2
+                exit 2
+            fi ;;
+        *)
+            echo "siamese-edge: SIAMESE_EDGE_PRECISION=$PRECISION: use fp32, fp16 or int8" >&2
+            exit 2 ;;
+    esac
     if python3 -c "import tensorrt" 2>/dev/null; then
         mkdir -p "$ENGINES"
         name="$(basename "$MODEL" .onnx)"
@@ -46,7 +61,11 @@ if [ -n "$MODEL" ] && [ "${SIAMESE_EDGE_BUILD_ENGINE:-1}" != "0" ]; then
         reasons="$(engine_reasons "$MODEL" "$ENGINE")"
         if [ -n "$reasons" ]; then
             echo "siamese-edge: building $ENGINE ($reasons); first start takes minutes" >&2
-            siamese-edge engine "$MODEL" --out "$ENGINE" --precision "$PRECISION"
+            if [ "$PRECISION" = int8 ]; then
+                siamese-edge engine "$MODEL" --out "$ENGINE" --precision int8 --calib "$CALIB"
+            else
+                siamese-edge engine "$MODEL" --out "$ENGINE" --precision "$PRECISION"
+            fi
         fi
         export SIAMESE_EDGE_ENGINE="$ENGINE"
     else

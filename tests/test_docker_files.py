@@ -171,3 +171,52 @@ def test_hadolint(name):
     result = subprocess.run([hadolint, "--no-color", str(ROOT / name)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_entrypoint_int8_takes_calibration_images_or_refuses_at_once(tmp_path):
+    """int8 needs calibration images: without SIAMESE_EDGE_CALIB the container used to run
+    the engine build, fail in it and die; now it says what to set before building."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"onnx")
+    (tmp_path / "calib").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in {"siamese-edge": 'echo fake "$@"',
+                       # TensorRT importable, and no engine built yet
+                       "python3": 'if [ "$1" = - ]; then echo "no engine yet"; fi'}.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SIAMESE_EDGE_MODEL": str(model),
+           "SIAMESE_EDGE_ENGINES": str(tmp_path / "engines"), "SIAMESE_EDGE_PRECISION": "int8"}
+    script = str(ROOT / "docker/entrypoint.sh")
+    result = subprocess.run(["sh", script, "doctor"], capture_output=True, text=True, env=env,
+                            timeout=30)
+    assert result.returncode == 2 and "SIAMESE_EDGE_CALIB" in result.stderr
+    assert "fake" not in result.stdout  # nothing was built or run
+    env["SIAMESE_EDGE_CALIB"] = str(tmp_path / "calib")
+    result = subprocess.run(["sh", script, "doctor"], capture_output=True, text=True, env=env,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    built, ran = result.stdout.strip().splitlines()
+    assert built == (f"fake engine {model} --out {tmp_path}/engines/m.int8.engine "
+                     f"--precision int8 --calib {tmp_path}/calib")
+    assert ran == "fake doctor"
+    env["SIAMESE_EDGE_PRECISION"] = "fp8"
+    result = subprocess.run(["sh", script, "doctor"], capture_output=True, text=True, env=env,
+                            timeout=30)
+    assert result.returncode == 2 and "use fp32, fp16 or int8" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.jetson"])
+def test_every_variable_an_image_sets_is_read(name):
+    """An ENV the program never reads promises a setting that does nothing
+    (SIAMESE_EDGE_GALLERY was one)."""
+    env = " ".join(rest for keyword, rest in instructions(ROOT / name) if keyword == "ENV")
+    names = set(re.findall(r"(SIAMESE_EDGE_\w+)=", env))
+    assert names
+    readers = (ROOT / "docker/entrypoint.sh").read_text() + "".join(
+        p.read_text() for p in (ROOT / "siamese_edge").rglob("*.py"))
+    for variable in names:
+        reads = (rf"\${{{variable}\b", rf"environ(\.get\(|\[)[\"']{variable}[\"']",
+                 rf"getenv\([\"']{variable}[\"']", rf"envvar=[\"']{variable}[\"']")
+        assert any(re.search(pattern, readers) for pattern in reads), variable

@@ -11,11 +11,15 @@ import click
 #: gallery reembed/verify); scripts can tell it from a failure (1) and a usage error (2)
 EXIT_PARTIAL = 3
 
+# The environment variables are what the container images set (Dockerfile*), so a command
+# run there needs neither path.
 model_option = click.option("--model", "-m", "model", required=True,
-                            type=click.Path(dir_okay=False),
+                            type=click.Path(dir_okay=False), envvar="SIAMESE_EDGE_MODEL",
+                            show_envvar=True,
                             help="Exported ONNX model (siamese-edge export).")
 gallery_option = click.option("--gallery", "-g", "gallery", required=True,
-                              type=click.Path(dir_okay=False),
+                              type=click.Path(dir_okay=False), envvar="SIAMESE_EDGE_GALLERY",
+                              show_envvar=True,
                               help="Gallery file (SQLite); created by enroll.")
 
 

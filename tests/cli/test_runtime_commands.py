@@ -180,6 +180,15 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path, tiny_model, people, monkeypatc
     assert result.exit_code == 130 and result.output == "interrupted\n"  # was 1, "Aborted!"
 
 
+def test_model_and_gallery_default_to_the_container_environment(tmp_path, tiny_model, people):
+    env = {"SIAMESE_EDGE_MODEL": str(tiny_model), "SIAMESE_EDGE_GALLERY": str(tmp_path / "g.db")}
+    result = CliRunner().invoke(cli, ["enroll", "--from-dir", str(people)], env=env)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["verify", "--json", str(people / "ben" / "1.png")],
+                                env=env)
+    assert json.loads(result.output)["results"][0]["answer"] == "ben"
+
+
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
