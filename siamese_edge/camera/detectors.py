@@ -199,18 +199,33 @@ def regions_in_frame(detector: Detector, frame: np.ndarray) -> list[Box]:
     return [box for box in boxes if box is not None]
 
 
+def parse_roi(roi: str) -> str | tuple[int, int, int, int]:
+    """``--roi`` text → ``"whole"``, ``"face"`` or an ``(x, y, w, h)`` box.
+
+    Raises:
+        InvalidInputError: anything else, or a box with a negative corner or no area.
+    """
+    text = roi.strip().lower()
+    if text in ("whole", "face"):
+        return text
+    parts = text.split(",")
+    if len(parts) == 4 and all(p.strip().lstrip("-").isdecimal() for p in parts):
+        x, y, w, h = (int(p) for p in parts)
+        if w <= 0 or h <= 0 or x < 0 or y < 0:
+            raise InvalidInputError(f"--roi {x},{y},{w},{h}: need x,y >= 0 and w,h > 0")
+        return x, y, w, h
+    raise InvalidInputError(f"--roi {roi}: expected whole, face or x,y,w,h")
+
+
 def detector_from_roi(roi: str) -> Detector:
     """``--roi`` text → detector: ``whole``, ``face`` or ``x,y,w,h``.
 
     Raises:
-        InvalidInputError: anything else.
+        InvalidInputError: anything else (see :func:`parse_roi`).
     """
-    text = roi.strip().lower()
-    if text == "whole":
+    parsed = parse_roi(roi)
+    if parsed == "whole":
         return WholeFrame()
-    if text == "face":
+    if parsed == "face":
         return HaarFaceDetector()
-    parts = text.split(",")
-    if len(parts) == 4 and all(p.strip().lstrip("-").isdecimal() for p in parts):
-        return FixedCrop(*(int(p) for p in parts))
-    raise InvalidInputError(f"--roi {roi}: expected whole, face or x,y,w,h")
+    return FixedCrop(*parsed)

@@ -7,7 +7,19 @@ from __future__ import annotations
 
 import click
 
-from siamese_edge.cli.options import json_option, print_json, warn
+from siamese_edge.cli.options import json_option, parsed_by, print_json, warn
+
+
+def _check_batch(text: str) -> None:
+    from siamese_edge.tensorrt.builder import BatchProfile
+
+    BatchProfile.parse(text)
+
+
+def _check_target(text: str) -> None:
+    from siamese_edge.tensorrt.targets import load_target
+
+    load_target(text)
 
 
 def engine_build_options(function):
@@ -16,6 +28,7 @@ def engine_build_options(function):
         click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
                      help="Engine precision [default: fp32, or the target's]."),
         click.option("--batch", default=None, metavar="MIN:OPT:MAX",
+                     callback=parsed_by(_check_batch),
                      help="Batch-axis optimization profile [default: 1:8:32, or the "
                           "target's]."),
         click.option("--workspace", "workspace_mb", default=None,
@@ -23,7 +36,7 @@ def engine_build_options(function):
                      help="Builder workspace limit in MB [default: 1024]."),
         click.option("--calib", "calib_dir", default=None, type=click.Path(file_okay=False),
                      help="Folder of images for INT8 calibration (and the parity sample)."),
-        click.option("--target", default=None,
+        click.option("--target", default=None, callback=parsed_by(_check_target),
                      help="Target profile name (export/*.json) or path bundling the options "
                           "above."),
         click.option("--no-parity", is_flag=True,

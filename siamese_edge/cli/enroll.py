@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from siamese_edge.cli.options import (
+    check_roi, parsed_by,
     EXIT_PARTIAL, backend_options, batch_option, gallery_option, json_option, model_option,
     open_embedder, parse_metadata, print_json, print_json_line, warn,
 )
@@ -20,6 +21,7 @@ from siamese_edge.cli.options import (
 @click.option("--samples", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="With --camera: distinct good frames to capture.")
 @click.option("--roi", default="face", show_default=True,
+              callback=parsed_by(check_roi),
               help="With --camera: whole | face | x,y,w,h.")
 @click.option("--on-duplicate", type=click.Choice(["add", "refuse"]), default="add",
               show_default=True, help="NAME already enrolled: add the new templates, or "

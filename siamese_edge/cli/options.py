@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Callable
 
 import click
+
+from siamese_edge.errors import SiameseEdgeError
 
 #: exit status when some inputs were skipped and the rest was done (enroll --from-dir, embed,
 #: gallery reembed/verify); scripts can tell it from a failure (1) and a usage error (2)
@@ -21,6 +24,38 @@ gallery_option = click.option("--gallery", "-g", "gallery", required=True,
                               type=click.Path(dir_okay=False), envvar="SIAMESE_EDGE_GALLERY",
                               show_envvar=True,
                               help="Gallery file (SQLite); created by enroll.")
+
+
+def parsed_by(parse: Callable[[str], object]) -> Callable:
+    """A click callback that checks an option's text with ``parse`` (raising
+    :class:`SiameseEdgeError`) and keeps the text: a bad value is then a usage error, exit 2,
+    reported before any model is loaded or file read."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value)
+            except SiameseEdgeError as exc:
+                message = str(exc)
+                for opt in param.opts:  # click names the option already
+                    if message.startswith(f"{opt} "):
+                        message = message[len(opt) + 1:]
+                raise click.BadParameter(message) from None
+        return value
+
+    return check
+
+
+def check_vote(text: str) -> None:
+    from siamese_edge.camera.voting import KOfNVoter
+
+    KOfNVoter.parse(text)
+
+
+def check_roi(text: str) -> None:
+    from siamese_edge.camera.detectors import parse_roi
+
+    parse_roi(text)
 
 
 def backend_options(function):

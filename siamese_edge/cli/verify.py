@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from siamese_edge.cli.options import (
+    check_roi, check_vote, parsed_by,
     FiniteFloat, backend_options, batch_option, gallery_option, json_option, model_option,
     open_embedder, print_json, print_json_line,
 )
@@ -28,8 +29,10 @@ from siamese_edge.cli.options import (
 @click.option("--camera", help="Live: a device index, /dev/videoN, video file, rtsp:// or "
               "http(s):// URL, csi://N (Jetson), v4l2://N or a GStreamer pipeline.")
 @click.option("--vote", default="3/5", show_default=True,
+              callback=parsed_by(check_vote),
               help="Camera: accept an identity after k of the last n frames agree.")
 @click.option("--roi", default="whole", show_default=True,
+              callback=parsed_by(check_roi),
               help="Camera: region to embed: whole | face (Haar detector) | x,y,w,h.")
 @click.option("--show", is_flag=True, help="Camera: draw decisions in a window (needs a display).")
 @click.option("--output", type=click.Path(dir_okay=False),

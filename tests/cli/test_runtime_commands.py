@@ -189,6 +189,23 @@ def test_model_and_gallery_default_to_the_container_environment(tmp_path, tiny_m
     assert json.loads(result.output)["results"][0]["answer"] == "ben"
 
 
+@pytest.mark.parametrize("args,said", [
+    (("verify", "--camera", "v.avi", "--vote", "7/5"), "7/5: need 1 <= k <= n"),
+    (("verify", "--camera", "v.avi", "--roi", "banana"), "expected whole, face or x,y,w,h"),
+    (("enroll", "--camera", "v.avi", "--name", "a", "--roi", "1,2,0,4"), "w,h > 0"),
+    (("engine", "MODEL", "--batch", "8:1:2"), "1 <= min <= opt <= max"),
+    (("engine", "MODEL", "--target", "nope"), "unknown target 'nope'"),
+])
+def test_a_bad_option_value_is_a_usage_error(tmp_path, tiny_model, args, said):
+    # exit 2, as the README's table has it, before any model is loaded (they were 1)
+    args = [str(tiny_model) if a == "MODEL" else a for a in args]
+    if args[0] != "engine":
+        args[1:1] = ["-m", str(tiny_model), "-g", str(tmp_path / "g.sqlite")]
+    result = run(*args)
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "g.sqlite").exists()
+
+
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
