@@ -121,7 +121,7 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         report, genuine, impostor = evaluate_model(embedder, data, labels, wanted, target_far,
                                                    n_way, seed, progress, bootstrap,
                                                    label_means)
-    doc = report.to_dict()
+    doc = {**report.to_dict(), "backend": embedder.device_description}
     plot_error = None
     if plots:
         from siamese_edge.plots import save_evaluation_plots
@@ -138,7 +138,8 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
             raise InvalidInputError(f"too few impostor pairs to calibrate at FAR {target_far:g}"
                                     f": {report.far_notes.get(far_key(target_far), '')}")
         store_threshold(model, report.threshold_at_target, target_far, report.tar_at_target,
-                        data, report.impostor_pairs)
+                        data, report.impostor_pairs,
+                        classes=report.extras["classes"] if wanted else None)
         doc["threshold_written"] = report.threshold_at_target
     if as_json:
         print_json(doc)
@@ -161,7 +162,7 @@ def _print_report(report: EvaluationReport, doc: dict, target_far: float,
     click.echo(f"{report.num_images} images, "
                + ("" if listed else f"{report.num_identities} identities, ")
                + f"{report.genuine_pairs} genuine / {report.impostor_pairs} impostor pairs"
-               + (" (as listed)" if listed else ""))
+               + (" (as listed)" if listed else "") + f", backend {doc['backend']}")
     ci = report.confidence
     click.echo(f"ROC AUC   {report.auc:.4f}{_span(ci and ci.auc)}")
     click.echo(f"EER       {report.eer:.4f}{_span(ci and ci.eer)}  "

@@ -300,13 +300,21 @@ def evaluate_model(embedder: Embedder, data: str | os.PathLike[str],
 
 
 def write_threshold(model_path: str | os.PathLike[str], threshold: float, far: float,
-                    tar: float, data: str, impostor_pairs: int) -> None:
-    """Store a calibrated threshold in the model's metadata; ``verify`` then uses it."""
+                    tar: float, data: str, impostor_pairs: int,
+                    classes: Sequence[str] | None = None) -> None:
+    """Store a calibrated threshold in the model's metadata; ``verify`` then uses it.
+
+    ``classes``: the classes of ``data`` it was calibrated on, when not all of them.
+    """
     from siamese_edge.model_info import METADATA_KEY
     from siamese_edge.onnx_metadata import write_metadata_entry
     from siamese_edge.runtime.model_file import read_model_info
 
     info = read_model_info(model_path)
     calibration = {"far": far, "tar": tar, "data": data, "impostor_pairs": impostor_pairs}
-    updated = info.with_threshold(threshold, f"FAR {far:g} on {data}", calibration)
+    where = data
+    if classes is not None:
+        calibration["classes"] = list(classes)
+        where = f"{data} (classes {','.join(classes)})"
+    updated = info.with_threshold(threshold, f"FAR {far:g} on {where}", calibration)
     write_metadata_entry(model_path, METADATA_KEY, updated.to_json())

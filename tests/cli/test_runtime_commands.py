@@ -206,6 +206,29 @@ def test_a_bad_option_value_is_a_usage_error(tmp_path, tiny_model, args, said):
     assert "Traceback" not in result.output and not (tmp_path / "g.sqlite").exists()
 
 
+def test_evaluate_names_its_backend_and_stores_the_classes_it_calibrated_on(tmp_path,
+                                                                           tiny_model):
+    import shutil
+
+    from model_factory import write_random_people
+    from siamese_edge.runtime.model_file import read_model_info
+
+    names = tuple(f"p{i:02d}" for i in range(12))
+    data = write_random_people(tmp_path / "data", names, 3, (24, 20, 3))
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_model, model)
+    result = run("evaluate", "-m", model, data, "--classes", ",".join(names[:10]), "--far",
+                 "0.05", "--write-threshold", "--bootstrap", "0", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["backend"].startswith("onnxruntime")
+    calibration = read_model_info(model).calibration
+    assert calibration["classes"] == list(names[:10])  # not all twelve: say which
+    assert "classes p00," in read_model_info(model).threshold_source
+    text = run("evaluate", "-m", model, data, "--bootstrap", "0").stdout
+    assert ", backend onnxruntime" in text.splitlines()[0]
+
+
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
