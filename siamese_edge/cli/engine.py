@@ -33,7 +33,7 @@ def engine_build_options(function):
                           "target's]."),
         click.option("--workspace", "workspace_mb", default=None,
                      type=click.IntRange(1, 1 << 20), metavar="MB",
-                     help="Builder workspace limit in MB [default: 1024]."),
+                     help="Builder workspace limit in MB [default: 1024, or the target's]."),
         click.option("--calib", "calib_dir", default=None, type=click.Path(file_okay=False),
                      help="Folder of images for INT8 calibration (and the parity sample)."),
         click.option("--target", default=None, callback=parsed_by(_check_target),
