@@ -154,11 +154,20 @@ def open_capture(source: CameraSource, open_timeout_s: float = DEFAULT_OPEN_TIME
                               ("CAP_PROP_READ_TIMEOUT_MSEC", read_timeout_s)):
             if hasattr(cv2, name):
                 params += [getattr(cv2, name), int(seconds * 1000)]
+    # OpenCV logs its own warning when a source will not open; ours below says the same in
+    # one line with a hint, so a failed open prints one line, not two.
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    previous = log.getLogLevel() if log is not None else None
+    if log is not None:
+        log.setLogLevel(log.LOG_LEVEL_ERROR)
     try:
         capture = cv2.VideoCapture(source.target, _backend(source), params)
     except cv2.error as exc:
         raise CameraError(f"--camera {source.text}: {str(exc).strip().splitlines()[-1]}") \
             from None
+    finally:
+        if log is not None:
+            log.setLogLevel(previous)
     if not capture.isOpened():
         capture.release()
         hint = {"device": " (is the camera connected, and may this user read it?)",

@@ -145,3 +145,19 @@ def test_verify_camera_on_a_video_without_frames_fails(tmp_path, gallery):
     assert result.exit_code == 1, result.output  # used to print a summary and exit 0
     assert result.output.strip().splitlines()[-1].startswith("error: ")
     assert "ended before its first frame" in result.output
+
+
+def test_a_source_that_will_not_open_is_one_line_on_stderr(tmp_path, gallery):
+    # OpenCV's own "[ WARN:0@0.01] global cap.cpp ..." line came first, from native code
+    import subprocess
+    import sys
+
+    zero = tmp_path / "zero.avi"
+    zero.touch()
+    result = subprocess.run(
+        [sys.executable, "-c", "from siamese_edge.cli import main; main()", "verify", "-m",
+         str(MODEL), "-g", gallery, "--camera", str(zero)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, \
+        result.stderr
