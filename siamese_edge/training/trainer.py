@@ -28,6 +28,7 @@ from siamese_edge.data.labelled import LabelledImages
 from siamese_edge.data.loading import load_dataset
 from siamese_edge.errors import DatasetError, InvalidInputError, SiameseEdgeError
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc
+from siamese_edge.runtime.atomic_file import replaced_on_success
 from siamese_edge.runtime.preprocess import normalize
 from siamese_edge.training.augment import Augmenter
 from siamese_edge.training.config import TrainConfig
@@ -391,8 +392,7 @@ class Trainer:
                     (self.run_dir / name).unlink(missing_ok=True)
                 self._write_config()
                 replace_old = False
-            with open(self.run_dir / "log.jsonl", "w") as handle:
-                handle.writelines(json.dumps(r) + "\n" for r in log)
+            self._write("log.jsonl", "".join(json.dumps(r) + "\n" for r in log))
             self.progress({"event": "epoch", **record, "epochs": c.epochs,
                            "best": improved})
             stopped = bool(c.patience and stale >= c.patience)
@@ -408,13 +408,21 @@ class Trainer:
         if info["collapsed"]:
             self.progress({"event": "warning", "message": collapse_message(final)})
         self._save_checkpoint(info)
-        (self.run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+        self._write("run.json", json.dumps(info, indent=2) + "\n")
         self._plot(log)
         return RunResult(self.run_dir, info, log)
 
     def _write_config(self) -> None:
-        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2)
-                                                  + "\n")
+        self._write("config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
+
+    def _write(self, name: str, content) -> None:
+        """Replace ``name`` in the run directory whole: a crash or Ctrl-C in the middle of a
+        write leaves the previous file, which --resume and export still read."""
+        with replaced_on_success(self.run_dir / name) as handle:
+            if isinstance(content, str):
+                handle.write(content.encode())
+            else:
+                torch.save(content, handle)
 
     def _run_info(self, final: dict, best: dict, seconds: float) -> dict:
         height, width, channels = self.shape
@@ -445,23 +453,22 @@ class Trainer:
         }
 
     def _save_checkpoint(self, info: dict) -> None:
-        torch.save({"format": CHECKPOINT_FORMAT, "state_dict": self.model.state_dict(),
-                    "config": self.config.to_dict(), "run": info},
-                   self.run_dir / "checkpoint.pt")
+        self._write("checkpoint.pt", {"format": CHECKPOINT_FORMAT,
+                                      "state_dict": self.model.state_dict(),
+                                      "config": self.config.to_dict(), "run": info})
 
     def _save_last(self, epoch: int, log: list[dict], best: dict, best_state, stale: int,
                    stopped: bool) -> None:
-        torch.save({"format": CHECKPOINT_FORMAT, "epoch": epoch, "stale": stale,
-                    "stopped": stopped,
-                    "state_dict": self.model.state_dict(),
-                    "best_state_dict": best_state or {}, "best": json.dumps(best),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "numpy_rng": json.dumps(self.rng.bit_generator.state),
-                    "torch_rng": self.generator.get_state(),
-                    "global_torch_rng": torch.get_rng_state(),
-                    "log": json.dumps(log), "config": self.config.to_dict()},
-                   self.run_dir / "last.pt")
+        self._write("last.pt", {"format": CHECKPOINT_FORMAT, "epoch": epoch, "stale": stale,
+                                "stopped": stopped,
+                                "state_dict": self.model.state_dict(),
+                                "best_state_dict": best_state or {}, "best": json.dumps(best),
+                                "optimizer": self.optimizer.state_dict(),
+                                "scheduler": self.scheduler.state_dict(),
+                                "numpy_rng": json.dumps(self.rng.bit_generator.state),
+                                "torch_rng": self.generator.get_state(),
+                                "global_torch_rng": torch.get_rng_state(),
+                                "log": json.dumps(log), "config": self.config.to_dict()})
 
     def _restore(self):
         """The state saved after the last finished epoch, checked against this config."""

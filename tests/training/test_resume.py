@@ -1,0 +1,55 @@
+"""--resume: what a run directory must survive, and what a resumed run must notice."""
+
+import io
+import json
+
+import pytest
+import torch
+
+from siamese_edge.errors import InvalidInputError
+from siamese_edge.training.config import TrainConfig
+from siamese_edge.training.trainer import train
+
+
+@pytest.fixture
+def people(tmp_path):
+    from model_factory import write_random_people
+
+    return write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+
+
+def tiny(data, out, **overrides):
+    options = dict(data=str(data), out=str(out), epochs=2, steps_per_epoch=2, batch_size=8,
+                   k_per_identity=2, threads=1)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def test_an_interrupted_save_keeps_the_previous_checkpoints_whole(people, tmp_path,
+                                                                  monkeypatch):
+    out = tmp_path / "r"
+    real_save = torch.save
+    saves = []
+
+    def interrupted_save(obj, f, *args, **kwargs):
+        # the second epoch's last.pt: half of it reaches the disk, then Ctrl-C
+        saves.append(obj)
+        if len(saves) == 2:
+            buffer = io.BytesIO()
+            real_save(obj, buffer)
+            if isinstance(f, (str, bytes)) or hasattr(f, "__fspath__"):
+                f = open(f, "wb")
+            f.write(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+            f.flush()
+            raise KeyboardInterrupt
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(people, out))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "last.pt", "log.jsonl"]
+    resumed = train(tiny(people, out), resume=True)
+    assert [r["epoch"] for r in resumed.log] == [1, 2]
+    assert json.loads((out / "run.json").read_text())["best_epoch"] in (1, 2)
