@@ -49,13 +49,15 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
     if Path(source).is_dir():
         if not out:
             raise click.UsageError("--out MODEL.onnx is required to export a run directory")
+        from siamese_edge.exporting.onnx_export import (DEFAULT_OPSET, export_run,
+                                                        refuse_run_files)
+
+        refuse_run_files(source, out, engine)
         if Path(out).exists() and not overwrite:
             from siamese_edge.errors import InvalidInputError
 
             raise InvalidInputError(f"{out} exists; --overwrite replaces it (galleries enrolled "
                                     f"with it then need 'gallery reembed')")
-        from siamese_edge.exporting.onnx_export import DEFAULT_OPSET, export_run
-
         if opset is None and target:
             from siamese_edge.tensorrt.targets import load_target
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from siamese_edge.errors import ExportError, MissingDependencyError
+from siamese_edge.errors import ExportError, InvalidInputError, MissingDependencyError
 from siamese_edge.model_info import METADATA_KEY, ModelInfo
+from siamese_edge.runtime.atomic_file import same_file
 from siamese_edge.runtime.preprocess import normalize
 
 #: Largest |ONNX Runtime − PyTorch| allowed on unit-length embeddings.
@@ -72,6 +73,32 @@ def set_model_info(model, info: ModelInfo) -> None:
                         f"'{METADATA_KEY}' describes preprocessing and threshold.")
 
 
+def refuse_run_files(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+                     engine: str | os.PathLike[str] | None = None) -> None:
+    """Refuse outputs that are the run directory or files training wrote into it
+    (``--out RUN/checkpoint.pt --overwrite`` replaced the run's model with the ONNX file):
+    ``out`` and, when given, every file a build of ``engine`` writes.
+
+    Raises:
+        InvalidInputError: naming the file that writing there would destroy.
+    """
+    from siamese_edge.training.trainer import OUTPUT_FILES, RUN_FILES
+
+    outputs = [(out, "--out")]
+    if engine is not None:
+        from siamese_edge.tensorrt.builder import written_paths
+
+        outputs += [(path, "--engine") for path in written_paths(engine)]
+    for path, option in outputs:
+        if same_file(path, run_dir):
+            raise InvalidInputError(f"{path}: is the run directory {run_dir}; {option} names "
+                                    f"the file to write")
+        for name in (*RUN_FILES, *OUTPUT_FILES):
+            if same_file(path, Path(run_dir) / name):
+                raise InvalidInputError(f"{path}: is the run's own {name}; writing {option} "
+                                        f"there would destroy it, choose another file")
+
+
 def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str],
                opset: int = DEFAULT_OPSET, tolerance: float = DEFAULT_TOLERANCE,
                name: str | None = None, seed: int = 0) -> ExportReport:
@@ -87,6 +114,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
 
     Raises:
         ExportError: the export failed or the parity check exceeded ``tolerance``.
+        InvalidInputError: ``out_path`` is a file of the run (see :func:`refuse_run_files`).
     """
     try:
         import onnx
@@ -101,6 +129,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
     started = time.time()
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is below {MIN_OPSET}, the lowest supported")
+    refuse_run_files(run_dir, out_path)
     run = load_run(run_dir)
     pre = run.preprocessing
     out_path = Path(out_path)

@@ -1,0 +1,72 @@
+"""Where export may write: never over the run it reads, and bad paths are one-line errors."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from siamese_edge.cli import cli
+from siamese_edge.errors import InvalidInputError
+from siamese_edge.exporting.onnx_export import export_run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from model_factory import write_random_people
+
+    from siamese_edge.training.config import TrainConfig
+    from siamese_edge.training.trainer import train
+
+    root = tmp_path_factory.mktemp("tiny")
+    people = write_random_people(root / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    train(TrainConfig(data=str(people), out=str(root / "run"), epochs=1, steps_per_epoch=2,
+                      batch_size=8, k_per_identity=2, threads=1))
+    return root / "run"
+
+
+def _snapshot(run):
+    return {p.name: p.read_bytes() for p in run.iterdir()}
+
+
+def _one_line_error(result):
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["checkpoint.pt", "last.pt", "config.json", "run.json",
+                                  "log.jsonl"])
+def test_an_out_that_is_a_file_of_the_run_is_refused(tiny_run, name):
+    before = _snapshot(tiny_run)
+    for out in (tiny_run / name, tiny_run / ".." / tiny_run.name / name):
+        result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(out),
+                                          "--overwrite"])
+        _one_line_error(result)
+        assert name in result.output
+    assert _snapshot(tiny_run) == before
+
+
+def test_a_link_to_a_run_file_and_the_library_call_are_refused(tiny_run, tmp_path):
+    before = _snapshot(tiny_run)
+    link = tmp_path / "model.onnx"
+    os.symlink(tiny_run / "checkpoint.pt", link)
+    result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(link),
+                                      "--overwrite"])
+    _one_line_error(result)
+    with pytest.raises(InvalidInputError, match="run's own checkpoint.pt"):
+        export_run(tiny_run, link)
+    with pytest.raises(InvalidInputError, match="run directory"):
+        export_run(tiny_run, tiny_run)
+    assert _snapshot(tiny_run) == before
+
+
+def test_an_engine_whose_files_are_run_files_is_refused_before_exporting(tiny_run, tmp_path):
+    before = _snapshot(tiny_run)
+    # an engine at RUN/run writes its sidecar to RUN/run.json
+    for engine in (tiny_run / "last.pt", tiny_run / "run"):
+        result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out",
+                                          str(tmp_path / "m.onnx"), "--engine", str(engine)])
+        _one_line_error(result)
+        assert "--engine" in result.output
+    assert not (tmp_path / "m.onnx").exists()
+    assert _snapshot(tiny_run) == before
