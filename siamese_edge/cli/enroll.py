@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from siamese_edge.cli.options import (
@@ -89,7 +91,11 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
                        f"({counts.get(identity, added)} in gallery)")
         for path, error in report.failures:
             warn(f"skipped {error}" if error.startswith(path) else f"skipped {path}: {error}")
-        click.echo(f"{gallery}: {len(counts)} identities, {sum(counts.values())} templates")
+        if report.enrolled or Path(gallery).exists():
+            click.echo(f"{gallery}: {len(counts)} identities, {sum(counts.values())} "
+                       f"templates")
+        else:
+            click.echo(f"nothing enrolled; {gallery} was not created")
     if report.failures:
         raise SystemExit(EXIT_PARTIAL)
 
