@@ -303,12 +303,11 @@ def _gallery_search(dim: int, size: int, k: int, batches: Sequence[int], iterati
     from siamese_edge.runtime.gallery import GalleryMatrix
     from siamese_edge.runtime.matching import identity_scores, top_k
 
-    per_identity = 5
-    identities = max(1, size // per_identity)
-    size = identities * per_identity
+    per_identity = 5  # exactly ``size`` templates: the last identity may hold fewer
+    identities = -(-size // per_identity)
     templates = rng.standard_normal((size, dim)).astype(np.float32)
     templates /= np.linalg.norm(templates, axis=1, keepdims=True)
-    matrix = GalleryMatrix(templates, np.repeat(np.arange(identities), per_identity),
+    matrix = GalleryMatrix(templates, np.arange(size) // per_identity,
                            [f"id{i}" for i in range(identities)],
                            np.arange(0, size, per_identity, dtype=np.int64))
     rows = {}

@@ -165,3 +165,11 @@ def test_pinning_covers_preprocessing_and_gallery_search(tiny_model, monkeypatch
     assert report["settings"]["pinned"] is True
     assert seen == {"_preprocessing": 1, "_gallery_search": 1}  # they ran unpinned before
     assert os.sched_getaffinity(0) == before  # and the affinity is restored
+
+
+@pytest.mark.parametrize("size,identities", [(7, 2), (3, 1), (10, 2)])
+def test_the_searched_gallery_has_exactly_the_asked_size(size, identities):
+    from siamese_edge.benchmarking import _gallery_search
+
+    result = _gallery_search(8, size, 2, [1], 2, 0, np.random.default_rng(0))
+    assert (result["templates"], result["identities"]) == (size, identities)  # 7 was 5
