@@ -71,12 +71,30 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: {exc}") from None
 
 
+def _float_to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] is scaled to 0..255 and [0, 255] kept: clipping everything to [0, 1], as
+    before, turned a 0..255 float image white."""
+    if not np.all(np.isfinite(image)):
+        raise ImageReadError("float image holds NaN or inf")
+    low, high = float(image.min()), float(image.max())
+    if low < 0.0 or high > 255.0:
+        raise ImageReadError(f"float image with values in [{low:g}, {high:g}]; expected "
+                             f"[0, 1] or [0, 255]")
+    scale = 255.0 if high <= 1.0 else 1.0
+    return (image.astype(np.float64) * scale + 0.5).astype(np.uint8)
+
+
 def to_rgb_or_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     """Normalise an array to uint8 ``(H, W, 1)`` or ``(H, W, 3)`` RGB.
 
     Args:
-        image: ``(H, W)``, ``(H, W, 1|3|4)``; uint8 or uint16 (scaled down) or float in [0, 1].
+        image: ``(H, W)``, ``(H, W, 1|3|4)``; uint8, uint16 (scaled down), or float in
+            [0, 1] (scaled up) or [0, 255] (kept): float TIFFs come in both.
         bgr: the colour channels are in OpenCV's BGR(A) order.
+
+    Raises:
+        ImageReadError: another dtype or shape, an empty image, or float values that are
+            not finite or outside [0, 255].
     """
     import cv2
 
@@ -87,7 +105,7 @@ def to_rgb_or_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     elif image.dtype != np.uint8:
         if not np.issubdtype(image.dtype, np.floating):
             raise ImageReadError(f"unsupported image dtype {image.dtype}")
-        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        image = _float_to_uint8(image)
     if image.ndim == 2:
         return image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):

@@ -82,3 +82,18 @@ def test_an_unsupported_pixel_type_names_the_file(tmp_path: Path):
     assert cv2.imwrite(str(path), np.full((4, 4), -5, np.int16))
     with pytest.raises(ImageReadError, match=r"signed\.tiff: unsupported image dtype int16"):
         read_image(path)
+
+
+@pytest.mark.parametrize("values,expected", [((0.0, 0.5, 1.0), (0, 128, 255)),
+                                             ((0.0, 100.0, 255.0), (0, 100, 255))])
+def test_float_images_in_either_range_are_read(tmp_path: Path, values, expected):
+    path = tmp_path / "f.tiff"
+    assert cv2.imwrite(str(path), np.array([values], np.float32))
+    assert read_image(path)[0, :, 0].tolist() == list(expected)  # 0..255 was all white
+
+
+def test_float_images_outside_both_ranges_are_refused(tmp_path: Path):
+    path = tmp_path / "hdr.tiff"
+    assert cv2.imwrite(str(path), np.array([[0.0, 1000.0]], np.float32))
+    with pytest.raises(ImageReadError, match=r"hdr\.tiff: float image with values in \[0, 1000\]"):
+        read_image(path)
