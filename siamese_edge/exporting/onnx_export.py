@@ -130,16 +130,24 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is below {MIN_OPSET}, the lowest supported")
     refuse_run_files(run_dir, out_path)
+    out_path = Path(out_path)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # mkdir says "File exists" of a file where a folder is needed
+        reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        raise ExportError(f"{out_path}: cannot create its folder {out_path.parent} "
+                          f"({reason or exc})") from None
     run = load_run(run_dir)
     pre = run.preprocessing
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     model = run.model.eval()
     example = torch.from_numpy(_parity_inputs(pre, 2, seed))
 
     # The exporter logs about absent torchvision ops and deprecations: not the user's concern.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=out_path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=out_path.parent)
+    except OSError as exc:
+        raise ExportError(f"{out_path}: cannot write there ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

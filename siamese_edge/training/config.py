@@ -19,6 +19,13 @@ BATCH_HARD_MARGIN = 0.02
 TRIPLET_MARGIN = 0.2  # semi-hard and batch-all, as in FaceNet
 CONTRASTIVE_MARGIN = 1.0
 HOG_WEIGHT = 0.3  # with the features readout; see TrainConfig.hog_weight
+# torch computes in float32: a larger value overflows to inf (NaN losses) or, for lr, stops
+# AdamW with a RuntimeError
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32: a std below it divides
+# AdamW's first step moves a weight by lr / (1 - beta1), beta1 up to 0.95 under the one-cycle
+# schedule: that step size must stay a float32
+MAX_LR = FLOAT32_MAX * 0.05
 
 
 @dataclass
@@ -95,10 +102,12 @@ class TrainConfig:
             raise InvalidInputError("k_per_identity must be at least 2")
         if self.loss == "triplet" and self.batch_size < 2 * self.k_per_identity:
             raise InvalidInputError("triplet batches need batch_size >= 2 * k_per_identity")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise InvalidInputError(f"lr must be a positive number, not {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise InvalidInputError(f"weight_decay must be 0 or more, not {self.weight_decay}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= MAX_LR):
+            raise InvalidInputError(f"lr must be a positive number up to {MAX_LR:.3g}, not "
+                                    f"{self.lr}")
+        if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= FLOAT32_MAX):
+            raise InvalidInputError(f"weight_decay must be 0 or more, up to {FLOAT32_MAX:.3g} "
+                                    f"(float32), not {self.weight_decay}")
         if self.classes is not None and not self.classes:
             raise InvalidInputError("classes is empty: name at least two, or leave it out")
         if not 0.0 <= self.instance_fraction <= 0.9:
@@ -112,10 +121,13 @@ class TrainConfig:
             self.std = [float(v) for v in self.std]
             if len(self.mean) != len(self.std) or len(self.mean) not in (1, 3):
                 raise InvalidInputError("mean and std need one value per channel (1 or 3)")
-            if not all(math.isfinite(v) for v in self.mean + self.std):
-                raise InvalidInputError("mean and std values must be finite numbers")
-            if min(self.std) <= 0:
-                raise InvalidInputError("std values must be positive")
+            if not all(math.isfinite(v) and abs(v) <= FLOAT32_MAX
+                       for v in self.mean + self.std):
+                raise InvalidInputError(f"mean and std values must be finite numbers within "
+                                        f"float32 range (±{FLOAT32_MAX:.3g})")
+            if min(self.std) < FLOAT32_TINY:
+                raise InvalidInputError(f"std values must be positive, at least "
+                                        f"{FLOAT32_TINY:.3g} (float32)")
         if self.classes is not None:
             self.classes = [str(c) for c in self.classes]
         if self.readout is None:
@@ -138,8 +150,9 @@ class TrainConfig:
         self.margin = float(self.margin)
         # at 0 or less impostors are never pushed apart (contrastive), or only once they rank
         # above genuine pairs by more than the margin (triplet): the loss learns nothing
-        if not (math.isfinite(self.margin) and self.margin > 0):
-            raise InvalidInputError(f"margin must be a positive number, not {self.margin}")
+        if not (math.isfinite(self.margin) and 0 < self.margin <= FLOAT32_MAX):
+            raise InvalidInputError(f"margin must be a positive number up to "
+                                    f"{FLOAT32_MAX:.3g} (float32), not {self.margin}")
 
     @property
     def loss_margin(self) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -343,6 +344,7 @@ class Trainer:
                                     f"it, or another --out")
         if c.threads:
             torch.set_num_threads(int(c.threads))
+        self._make_run_dir()
         self._load()
         if c.val_fraction > 0 and self.val_mode == "none":
             self.progress({"event": "warning", "message": "no validation split with genuine "
@@ -352,7 +354,6 @@ class Trainer:
         # an old run is replaced only once the new one has trained and validated an epoch:
         # bad input, or a failure in the first steps, must not cost it
         replace_old = overwrite and not resume
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         log: list[dict] = []
         key = self.selection_key
         best: dict = {key: math.inf}
@@ -411,6 +412,18 @@ class Trainer:
         self._write("run.json", json.dumps(info, indent=2) + "\n")
         self._plot(log)
         return RunResult(self.run_dir, info, log)
+
+    def _make_run_dir(self) -> None:
+        """Before the data is read: a path that cannot hold the run is refused at once, not
+        after loading and building everything."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # mkdir says "File exists" of a file where a folder is needed
+            reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise InvalidInputError(f"{self.run_dir}: cannot create the run directory "
+                                    f"({reason or exc})") from None
+        if not os.access(self.run_dir, os.W_OK | os.X_OK):
+            raise InvalidInputError(f"{self.run_dir}: the run directory is not writable")
 
     def _write_config(self) -> None:
         self._write("config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")

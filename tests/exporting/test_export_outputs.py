@@ -30,8 +30,10 @@ def _snapshot(run):
 
 def _one_line_error(result):
     assert result.exit_code == 1, result.output
-    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
-    assert "Traceback" not in result.output
+    lines = result.output.splitlines()  # after the "exporting ..." progress line, if any
+    assert lines[-1].startswith("error: "), result.output
+    assert "Traceback" not in result.output and len(lines) <= 2, result.output
+    assert all(line.startswith("exporting ") for line in lines[:-1]), result.output
 
 
 @pytest.mark.parametrize("name", ["checkpoint.pt", "last.pt", "config.json", "run.json",
@@ -70,3 +72,12 @@ def test_an_engine_whose_files_are_run_files_is_refused_before_exporting(tiny_ru
         assert "--engine" in result.output
     assert not (tmp_path / "m.onnx").exists()
     assert _snapshot(tiny_run) == before
+
+
+def test_an_out_where_no_file_can_be_written_is_one_line(tiny_run, tmp_path):
+    (tmp_path / "some_file").write_text("kept")
+    for out in ("/proc/siamese-edge.onnx", tmp_path / "some_file" / "x.onnx"):
+        result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(out)])
+        _one_line_error(result)
+        assert str(out) in result.output
+    assert (tmp_path / "some_file").read_text() == "kept"

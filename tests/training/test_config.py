@@ -67,3 +67,28 @@ def test_hog_weight_default_follows_the_readout_and_older_runs_keep_none():
 def test_invalid_values(overrides):
     with pytest.raises(InvalidInputError):
         TrainConfig(data="d", out="o", **overrides)
+
+
+@pytest.mark.parametrize("options", [
+    dict(lr=1e39), dict(lr=1e38, schedule="constant"), dict(weight_decay=1e39),
+    dict(margin=1e39), dict(mean=[1e39], std=[1.0]), dict(mean=[0.5], std=[1e39]),
+    dict(mean=[0.5], std=[1e-45]),
+])
+def test_values_torch_cannot_hold_in_float32_are_refused(options):
+    with pytest.raises(InvalidInputError, match="float32|up to"):
+        TrainConfig(data="d", out="o", **options)
+
+
+def test_the_largest_accepted_lr_fails_with_a_clear_error_not_a_traceback(tmp_path):
+    from model_factory import write_random_people
+
+    from siamese_edge.training.config import MAX_LR
+    from siamese_edge.training.trainer import TrainingDivergedError, train
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    for schedule in ("constant", "onecycle"):
+        config = TrainConfig(data=str(people), out=str(tmp_path / schedule), lr=MAX_LR,
+                             schedule=schedule, epochs=1, steps_per_epoch=3, batch_size=8,
+                             k_per_identity=2, threads=1)
+        with pytest.raises(TrainingDivergedError):  # AdamW's RuntimeError before
+            train(config)

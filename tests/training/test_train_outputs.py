@@ -1,0 +1,33 @@
+"""Where train may write: a run directory that cannot be made is a one-line error, at once."""
+
+import pytest
+from click.testing import CliRunner
+
+from siamese_edge.cli import cli
+from siamese_edge.errors import InvalidInputError
+from siamese_edge.training.config import TrainConfig
+from siamese_edge.training.trainer import train
+
+
+def test_an_out_that_cannot_be_a_directory_is_refused_before_the_data_is_read(tmp_path):
+    (tmp_path / "fm.json").write_text("{}")
+    missing_data = tmp_path / "no-such-data"  # read first, it would be the error named
+    for out in (tmp_path / "fm.json" / "sub", "/proc/siamese-edge-run", tmp_path / "fm.json"):
+        with pytest.raises(InvalidInputError, match="cannot create the run directory"):
+            train(TrainConfig(data=str(missing_data), out=str(out)))
+    assert (tmp_path / "fm.json").read_text() == "{}"
+
+
+def test_cli_train_unusable_out_is_one_line(tmp_path):
+    from model_factory import write_random_people
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    (tmp_path / "fm.json").write_text("{}")
+    for out in (tmp_path / "fm.json" / "sub", "/proc/siamese-edge-run"):
+        result = CliRunner().invoke(cli, ["train", str(people), "--out", str(out)])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(tmp_path / "r"),
+                                      "--lr", "1e39", "--schedule", "constant"])
+    assert result.exit_code == 1 and result.output.startswith("error: lr ")
+    assert result.output.count("\n") == 1
