@@ -12,6 +12,7 @@ from torch import nn
 from siamese_edge.errors import ModelError
 from siamese_edge.model_info import Preprocessing
 from siamese_edge.training.config import TrainConfig
+from siamese_edge.training.one_line import describe
 
 
 @dataclass
@@ -49,8 +50,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
     except ModelError:
         raise
     except Exception as exc:  # unpickling errors, missing keys, shape mismatches
-        raise ModelError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        raise ModelError(f"{path}: unreadable checkpoint ({describe(exc)})") from None
     return LoadedRun(model.eval(), config, info, preprocessing)
 
 

@@ -36,6 +36,7 @@ from siamese_edge.training.config import TrainConfig
 from siamese_edge.training.embedding_net import build_embedding_net
 from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
 from siamese_edge.training.miners import MINERS, violating_fraction
+from siamese_edge.training.one_line import describe
 from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
 CHECKPOINT_FORMAT = 1
@@ -492,8 +493,8 @@ class Trainer:
             state = torch.load(path, weights_only=True)
             saved = TrainConfig.from_dict(state["config"]).to_dict()
         except Exception as exc:  # truncated, not a checkpoint, or from an unknown version
-            raise InvalidInputError(f"{path}: not a resumable checkpoint ({exc}); train "
-                                    f"again with --overwrite") from None
+            raise InvalidInputError(f"{path}: not a resumable checkpoint ({describe(exc)}); "
+                                    f"train again with --overwrite") from None
         current = self.config.to_dict()
         changed = [f"{name} ({saved.get(name)!r} -> {current[name]!r})" for name in current
                    if name not in RESUMABLE_CHANGES and saved.get(name) != current[name]]
@@ -511,7 +512,8 @@ class Trainer:
             best_state = state["best_state_dict"] or None
             log = json.loads(state["log"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise InvalidInputError(f"{path}: does not match this run ({exc})") from None
+            raise InvalidInputError(f"{path}: does not match this run ({describe(exc)})"
+                                    ) from None
         # runs saved before early stopping was recorded resume with a fresh count
         return (int(state["epoch"]), log, best, best_state, int(state.get("stale", 0)),
                 bool(state.get("stopped", False)))

@@ -53,3 +53,34 @@ def test_an_interrupted_save_keeps_the_previous_checkpoints_whole(people, tmp_pa
     resumed = train(tiny(people, out), resume=True)
     assert [r["epoch"] for r in resumed.log] == [1, 2]
     assert json.loads((out / "run.json").read_text())["best_epoch"] in (1, 2)
+
+
+def _finished_run(people, out, **overrides):
+    train(tiny(people, out, epochs=1, **overrides))
+    return torch.load(out / "last.pt", weights_only=True)
+
+
+def test_resume_errors_are_one_line(people, tmp_path):
+    import numpy as np
+    from click.testing import CliRunner
+
+    from siamese_edge.cli import cli
+
+    out = tmp_path / "r"
+    state = _finished_run(people, out)
+    args = ["train", str(people), "--out", str(out), "--epochs", "1", "--steps-per-epoch",
+            "2", "--batch-size", "8", "--k-per-identity", "2", "--threads", "1", "--resume"]
+    wrong = dict(state["state_dict"])
+    name = next(k for k, v in wrong.items() if v.ndim == 4)
+    wrong[name] = torch.zeros(3, 1, 3, 3)
+    cases = [({"not": np.zeros(3)}, "not a resumable checkpoint"),  # weights-only refuses it
+             ({**state, "state_dict": wrong}, "size mismatch")]
+    for saved, expected in cases:
+        torch.save(saved, out / "last.pt")
+        with pytest.raises(InvalidInputError, match=expected) as error:
+            train(tiny(people, out, epochs=1), resume=True)
+        assert "\n" not in str(error.value) and "weights_only` set to `False" not in str(
+            error.value)
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1 and result.output.startswith("error: ")
+        assert result.output.count("\n") == 1, result.output
