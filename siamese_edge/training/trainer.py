@@ -37,6 +37,7 @@ from siamese_edge.training.embedding_net import build_embedding_net
 from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
 from siamese_edge.training.miners import MINERS, violating_fraction
 from siamese_edge.training.one_line import describe
+from siamese_edge.training.resume import changed_options, check_same_data, describe_data
 from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
 CHECKPOINT_FORMAT = 1
@@ -44,8 +45,6 @@ MAX_VALIDATION_IMAGES = 2000
 #: what a run directory holds once training has saved anything; not overwritten unasked
 RUN_FILES = ("checkpoint.pt", "last.pt")
 OUTPUT_FILES = ("run.json", "log.jsonl", "config.json", "curves.png")
-#: options that may differ on --resume: they do not change what is trained
-RESUMABLE_CHANGES = frozenset({"out", "threads", "device", "patience"})
 # mean genuine minus mean impostor cosine on validation pairs below which the embedding
 # counts as collapsed: every image maps to (almost) one direction, scores of same and
 # different identities crowd together, and float16 templates or an FP16 engine (steps of
@@ -482,7 +481,12 @@ class Trainer:
                                 "numpy_rng": json.dumps(self.rng.bit_generator.state),
                                 "torch_rng": self.generator.get_state(),
                                 "global_torch_rng": torch.get_rng_state(),
-                                "log": json.dumps(log), "config": self.config.to_dict()})
+                                "log": json.dumps(log), "config": self.config.to_dict(),
+                                "data": json.dumps(self._data_description())})
+
+    def _data_description(self) -> dict:
+        return describe_data(self.data, {"data": self.config.data,
+                                         "labels": self.config.labels})
 
     def _restore(self):
         """The state saved after the last finished epoch, checked against this config."""
@@ -495,12 +499,16 @@ class Trainer:
         except Exception as exc:  # truncated, not a checkpoint, or from an unknown version
             raise InvalidInputError(f"{path}: not a resumable checkpoint ({describe(exc)}); "
                                     f"train again with --overwrite") from None
-        current = self.config.to_dict()
-        changed = [f"{name} ({saved.get(name)!r} -> {current[name]!r})" for name in current
-                   if name not in RESUMABLE_CHANGES and saved.get(name) != current[name]]
+        try:
+            saved_data = json.loads(state["data"]) if "data" in state else None
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{path}: not a resumable checkpoint ({describe(exc)}); "
+                                    f"train again with --overwrite") from None
+        changed = changed_options(saved, self.config.to_dict(), saved_data)
         if changed:
             raise InvalidInputError(f"{path}: --resume needs the run's own options; changed: "
                                     f"{', '.join(changed)}")
+        check_same_data(path, saved_data, self._data_description())
         try:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])

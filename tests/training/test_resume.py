@@ -84,3 +84,49 @@ def test_resume_errors_are_one_line(people, tmp_path):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 1 and result.output.startswith("error: ")
         assert result.output.count("\n") == 1, result.output
+
+
+def test_resume_accepts_the_same_data_by_another_spelling(people, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    _finished_run(people, out)
+    monkeypatch.chdir(people.parent)
+    for spelling in (f"{people}/", "people", "./people/", f"{people}/../people"):
+        train(tiny(spelling, out, epochs=1), resume=True)
+
+
+def test_resume_refuses_other_data_at_the_same_path(people, tmp_path):
+    import shutil
+
+    from model_factory import write_random_people
+
+    out = tmp_path / "r"
+    _finished_run(people, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    shutil.rmtree(people / "d")
+    write_random_people(people, ("e",), 6, (8, 8), seed=1)  # same count, another identity
+    with pytest.raises(InvalidInputError, match=r"identities gone: d; identities added: e"):
+        train(tiny(people, out, epochs=1), resume=True)
+    shutil.rmtree(people / "e")
+    write_random_people(people, ("d",), 7, (8, 8))  # d is back, with one image more
+    with pytest.raises(InvalidInputError, match="24 images then, 25 now") as error:
+        train(tiny(people, out, epochs=1), resume=True)
+    assert "\n" not in str(error.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _interrupted_in_epoch(epoch):
+    def progress(event):
+        if event["event"] == "step" and event["epoch"] == epoch:
+            raise KeyboardInterrupt
+    return progress
+
+
+def test_runs_saved_before_the_data_was_recorded_still_resume(people, tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(people, out), _interrupted_in_epoch(2))
+    state = torch.load(out / "last.pt", weights_only=True)
+    del state["data"]
+    torch.save(state, out / "last.pt")
+    resumed = train(tiny(f"{people}/", out), resume=True)
+    assert [r["epoch"] for r in resumed.log] == [1, 2]
