@@ -156,6 +156,8 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
                        + ("  *" if event["best"] else ""), err=True)
         elif event["event"] == "warning":
             click.echo(f"warning: {event['message']}", err=True)
+        elif event["event"] == "nothing_to_train":
+            click.echo(event["message"], err=True)
         elif event["event"] == "early_stop":
             click.echo(f"early stop at epoch {event['epoch']} (best {event['best_epoch']})",
                        err=True)

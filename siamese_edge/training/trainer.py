@@ -360,7 +360,12 @@ class Trainer:
         best_state = None
         start_epoch, stale, stopped = 0, 0, False
         if resume:
-            start_epoch, log, best, best_state, stale, stopped = self._restore()
+            start_epoch, log, best, best_state, stale = self._restore()
+            # --patience may change on resume: whether the run is over is decided again
+            stopped = bool(c.patience and stale >= c.patience)
+            if stopped or start_epoch >= c.epochs:
+                self.progress({"event": "nothing_to_train",
+                               "message": self._finished_message(start_epoch, stale)})
         if not replace_old:
             self._write_config()
         for epoch in range(start_epoch, start_epoch if stopped else c.epochs):
@@ -523,8 +528,15 @@ class Trainer:
             raise InvalidInputError(f"{path}: does not match this run ({describe(exc)})"
                                     ) from None
         # runs saved before early stopping was recorded resume with a fresh count
-        return (int(state["epoch"]), log, best, best_state, int(state.get("stale", 0)),
-                bool(state.get("stopped", False)))
+        return int(state["epoch"]), log, best, best_state, int(state.get("stale", 0))
+
+    def _finished_message(self, epoch: int, stale: int) -> str:
+        c = self.config
+        if epoch >= c.epochs:
+            return f"nothing left to train: the run has already trained all its {c.epochs} epochs"
+        return (f"nothing left to train: after epoch {epoch} the validation EER has not "
+                f"improved for {stale} epoch(s), which --patience {c.patience} stops at; a "
+                f"larger --patience, or 0, trains on")
 
     def _plot(self, log: list[dict]) -> None:
         try:

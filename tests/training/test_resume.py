@@ -130,3 +130,41 @@ def test_runs_saved_before_the_data_was_recorded_still_resume(people, tmp_path):
     torch.save(state, out / "last.pt")
     resumed = train(tiny(f"{people}/", out), resume=True)
     assert [r["epoch"] for r in resumed.log] == [1, 2]
+
+
+@pytest.fixture
+def flat_validation(monkeypatch):
+    """Validation that never improves after the first epoch: patience 1 stops at epoch 2."""
+    from siamese_edge.training.trainer import Trainer
+
+    real = Trainer.validate
+
+    def flat(self):
+        scores = real(self)
+        return {**scores, **{k: 0.25 for k in ("val_eer", "val_eer_training") if k in scores}}
+
+    monkeypatch.setattr(Trainer, "validate", flat)
+
+
+def test_resume_decides_early_stopping_under_the_new_patience(people, tmp_path,
+                                                              flat_validation):
+    from click.testing import CliRunner
+
+    from siamese_edge.cli import cli
+
+    out = tmp_path / "r"
+    stopped = train(tiny(people, out, epochs=5, patience=1))
+    assert [r["epoch"] for r in stopped.log] == [1, 2]
+    args = ["train", str(people), "--out", str(out), "--epochs", "5", "--steps-per-epoch",
+            "2", "--batch-size", "8", "--k-per-identity", "2", "--threads", "1", "--resume"]
+    result = CliRunner().invoke(cli, args + ["--patience", "1"])
+    assert result.exit_code == 0 and "nothing left to train" in result.output, result.output
+    assert "--patience 1" in result.output and "\nepoch " not in result.output
+    events = []
+    longer = train(tiny(people, out, epochs=5, patience=3), events.append, resume=True)
+    assert [r["epoch"] for r in longer.log] == [1, 2, 3, 4]
+    assert not [e for e in events if e["event"] == "nothing_to_train"]
+    never = train(tiny(people, out, epochs=5, patience=0), resume=True)
+    assert [r["epoch"] for r in never.log] == [1, 2, 3, 4, 5]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and "all its 5 epochs" in result.output, result.output
