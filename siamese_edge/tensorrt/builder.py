@@ -291,13 +291,14 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
             config.set_flag(trt.BuilderFlag.FP16)
         if options.precision == "int8" and not strongly_typed(trt):
             from siamese_edge.tensorrt.calibration import calibration_cache_path, \
-                make_entropy_calibrator
+                calibration_key, make_entropy_calibrator
             config.set_flag(trt.BuilderFlag.INT8)
             config.set_flag(trt.BuilderFlag.FP16)  # layers INT8 cannot take fall back to FP16
             if precision_mode.startswith("BuilderFlag.INT8"):
-                calibrator = make_entropy_calibrator(trt, sample.batch, options.batch.opt,
-                                                     info.input_name,
-                                                     calibration_cache_path(engine_path))
+                calibrator = make_entropy_calibrator(
+                    trt, sample.batch, options.batch.opt, info.input_name,
+                    calibration_cache_path(engine_path),
+                    calibration_key(info, sample.batch, options.batch.opt))
                 # calibration runs at the first profile's opt shape: batches of opt rows
                 config.int8_calibrator = calibrator
 
@@ -370,7 +371,8 @@ def written_paths(engine_path: str | os.PathLike[str]) -> list[Path]:
     engine_path = Path(engine_path)
     return [engine_path] + [engine_path.with_name(engine_path.name + suffix) for suffix in
                             (".json", ".timing.cache", ".fp16.onnx", ".qdq.onnx", ".tmp",
-                             ".calib.cache", ".candidate", ".candidate.json", ".rejected",
+                             ".calib.cache", ".calib.cache.key", ".candidate", ".candidate.json",
+                             ".rejected",
                              ".rejected.json")]
 
 

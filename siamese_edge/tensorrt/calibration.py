@@ -14,6 +14,7 @@ Two routes, chosen by what the TensorRT at hand offers:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -76,22 +77,40 @@ def calibration_cache_path(engine_path: str | os.PathLike[str]) -> Path:
     return engine_path.with_name(engine_path.name + ".calib.cache")
 
 
+def calibration_key(info: ModelInfo, batch: np.ndarray, batch_size: int) -> str:
+    """What a calibration cache was made from: the model, the preprocessed images and the
+    calibration batch. TensorRT trusts any cache it is handed ("it is the responsibility of
+    the application" to recalibrate when the network or the data change)."""
+    digest = hashlib.sha256()
+    digest.update(info.fingerprint.encode())
+    digest.update(np.ascontiguousarray(batch, np.float32).tobytes())
+    digest.update(str(int(batch_size)).encode())
+    return "sha256:" + digest.hexdigest()
+
+
 def make_entropy_calibrator(trt, batch: np.ndarray, batch_size: int, input_name: str,
-                            cache_path: str | os.PathLike[str]):
+                            cache_path: str | os.PathLike[str], cache_key: str):
     """An ``IInt8EntropyCalibrator2`` over ``batch`` (float32 NCHW) with a cache file.
 
-    Needs a GPU (device buffers through cuda-python). Call ``.free()`` after the build.
+    Every batch has exactly ``batch_size`` rows (the profile's opt shape, at which TensorRT
+    calibrates): images are repeated to fill the last one. The cache is read back only when
+    it was written for ``cache_key`` (:func:`calibration_key`). Needs a GPU (device buffers
+    through cuda-python). Call ``.free()`` after the build.
     """
     from siamese_edge.tensorrt import cuda_memory
+
+    size = max(1, int(batch_size))
+    data = np.ascontiguousarray(batch, np.float32)
+    rows = -(-len(data) // size) * size
+    data = np.ascontiguousarray(data[np.arange(rows) % len(data)])
+    cache_path = Path(cache_path)
+    key_path = cache_path.with_name(cache_path.name + ".key")
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
-            self.data = np.ascontiguousarray(batch, np.float32)
-            self.size = max(1, min(int(batch_size), len(self.data)))
-            self.cursor = 0
-            self.cache_path = Path(cache_path)
-            self.buffer = cuda_memory.DeviceBuffer(self.data[:self.size].nbytes)
+            self.data, self.size, self.cursor = data, size, 0
+            self.buffer = cuda_memory.DeviceBuffer(data[:size].nbytes)
 
         def get_batch_size(self) -> int:
             return self.size
@@ -106,10 +125,12 @@ def make_entropy_calibrator(trt, batch: np.ndarray, batch_size: int, input_name:
             return [self.buffer.ptr]
 
         def read_calibration_cache(self):
-            return self.cache_path.read_bytes() if self.cache_path.is_file() else None
+            fresh = key_path.is_file() and key_path.read_text() == cache_key
+            return cache_path.read_bytes() if fresh and cache_path.is_file() else None
 
         def write_calibration_cache(self, cache) -> None:
-            self.cache_path.write_bytes(bytes(memoryview(cache)))
+            cache_path.write_bytes(bytes(memoryview(cache)))
+            key_path.write_text(cache_key)
 
         def free(self) -> None:
             self.buffer.free()

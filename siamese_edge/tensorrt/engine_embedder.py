@@ -74,6 +74,18 @@ class TensorRTEmbedder(Embedder):
             raise GpuUnavailableError(f"{self.engine_path}: no CUDA device visible; a TensorRT "
                                       f"engine needs an NVIDIA GPU (use --backend onnxruntime)")
         self._trt = trt
+        try:
+            self._load_engine_and_buffers(trt, cuda_memory)
+        except BaseException:  # the caller never deactivates what did not activate
+            self._deactivate()
+            raise
+
+    @property
+    def _min_rows(self) -> int:
+        """The profile's smallest batch: fewer images are padded up to it."""
+        return int(self.sidecar.batch.get("min", 1))
+
+    def _load_engine_and_buffers(self, trt, cuda_memory) -> None:
         runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
         engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if engine is None:  # version or GPU mismatch: TensorRT only logs why
@@ -84,11 +96,11 @@ class TensorRTEmbedder(Embedder):
         self._context = engine.create_execution_context()
         self._stream = cuda_memory.create_stream()
         pre = self.info.preprocessing
-        rows = self.batch_size
+        rows = max(self.batch_size, self._min_rows)
         in_bytes = rows * pre.channels * pre.height * pre.width * 4
         out_bytes = rows * self.info.embedding_dim * 4
-        self._buffers = {self.info.input_name: cuda_memory.DeviceBuffer(in_bytes),
-                         self.info.output_name: cuda_memory.DeviceBuffer(out_bytes)}
+        self._buffers[self.info.input_name] = cuda_memory.DeviceBuffer(in_bytes)
+        self._buffers[self.info.output_name] = cuda_memory.DeviceBuffer(out_bytes)
         if hasattr(self._context, "set_tensor_address"):
             for name, buffer in self._buffers.items():
                 self._context.set_tensor_address(name, buffer.ptr)
@@ -108,13 +120,18 @@ class TensorRTEmbedder(Embedder):
         from siamese_edge.tensorrt import cuda_memory
 
         batch = np.ascontiguousarray(batch, np.float32)
+        wanted = len(batch)
+        if wanted < self._min_rows:  # below the profile: repeat the last image, drop its rows
+            batch = np.concatenate([batch, np.repeat(batch[-1:], self._min_rows - wanted, 0)])
         rows = len(batch)
         out = np.empty((rows, self.info.embedding_dim), np.float32)
         name_in, name_out = self.info.input_name, self.info.output_name
         self._buffers[name_in].upload(batch, self._stream)
         context = self._context
         if hasattr(context, "execute_async_v3"):
-            context.set_input_shape(name_in, tuple(batch.shape))
+            if context.set_input_shape(name_in, tuple(batch.shape)) is False:
+                raise EngineLoadError(f"{self.engine_path}: batch {rows} is outside the "
+                                      f"engine's profile {self.sidecar.batch}")
             ok = context.execute_async_v3(self._stream)
         else:  # older TensorRT: binding indices
             index = self._engine.get_binding_index(name_in)
@@ -128,4 +145,4 @@ class TensorRTEmbedder(Embedder):
             raise EngineLoadError(f"{self.engine_path}: TensorRT execution failed")
         self._buffers[name_out].download(out, self._stream)
         cuda_memory.synchronize(self._stream)
-        return out
+        return out[:wanted]
