@@ -62,10 +62,14 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
             from siamese_edge.tensorrt.targets import load_target
 
             opset = load_target(target).opset
-        if engine:  # before the export, not after it: the engine would replace the model
+        # before the export, not after it: the engine would replace the model, and options
+        # that build no engine would fail only once the ONNX file was written
+        if engine:
+            from siamese_edge.exporting.engine_options import resolve_engine_options
             from siamese_edge.tensorrt.builder import refuse_output_over_model
 
             refuse_output_over_model(out, engine)
+            resolve_engine_options(precision, batch, workspace_mb, calib_dir, target, no_parity)
         if not as_json:
             click.echo(f"exporting {source} ...", err=True)
         report = export_run(source, out, opset=opset or DEFAULT_OPSET, tolerance=tolerance,

@@ -81,3 +81,16 @@ def test_an_out_where_no_file_can_be_written_is_one_line(tiny_run, tmp_path):
         _one_line_error(result)
         assert str(out) in result.output
     assert (tmp_path / "some_file").read_text() == "kept"
+
+
+@pytest.mark.parametrize("options", [["--target", "cpu-onnx"], ["--batch", "8:1:2"],
+                                     ["--precision", "int8"]])
+def test_engine_options_that_build_nothing_fail_before_the_onnx_is_written(tiny_run, tmp_path,
+                                                                           options):
+    out = tmp_path / "m.onnx"
+    for extra in ([], ["--json"]):
+        result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(out),
+                                          "--engine", str(tmp_path / "m.engine"),
+                                          *options, *extra])
+        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+        assert not out.exists() and not (tmp_path / "m.engine").exists()
