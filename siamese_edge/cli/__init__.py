@@ -71,6 +71,9 @@ class LazyGroup(click.Group):
             raise UserError(SiameseEdgeError(f"gallery database: {exc}")) from None
         except KeyboardInterrupt:
             raise Interrupted() from None
+        except OSError as exc:  # a safety net: a file that cannot be read or written
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UserError(SiameseEdgeError(f"{where}{exc.strerror or exc}")) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

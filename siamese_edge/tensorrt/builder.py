@@ -235,6 +235,13 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     info = _read_info(onnx_path)
     refuse_output_over_model(onnx_path, engine_path)
+    try:  # found out now, not after minutes of building
+        engine_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"{engine_path}: cannot create its folder "
+                                f"({exc.strerror or exc})") from None
+    if not os.access(engine_path.parent, os.W_OK):
+        raise InvalidInputError(f"{engine_path}: its folder cannot be written")
     notes: list[str] = []
     if options.check_ops:
         try:
@@ -244,7 +251,6 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
             notes.append("op-support check skipped: the onnx package is not installed")
     trt = load_tensorrt(options.tensorrt_module)
     started = time.time()
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
 
     sample = None
     if options.calib_dir:

@@ -230,6 +230,27 @@ def test_evaluate_names_its_backend_and_stores_the_classes_it_calibrated_on(tmp_
     assert ", backend onnxruntime" in text.splitlines()[0]
 
 
+def test_an_unexpected_file_error_is_one_line_not_a_traceback(tmp_path, tiny_model, people,
+                                                             monkeypatch):
+    from siamese_edge.runtime import workflows
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/srv/photos/a.png")
+
+    monkeypatch.setattr(workflows, "embed_inputs", denied)
+    result = run("embed", "-m", tiny_model, "--out", tmp_path / "e.npz", people)
+    assert result.exit_code == 1
+    assert result.output == "error: /srv/photos/a.png: Permission denied\n"
+
+
+def test_engine_out_in_a_folder_that_cannot_exist_is_one_line(tmp_path, tiny_model):
+    (tmp_path / "afile").touch()
+    result = run("engine", tiny_model, "--out", tmp_path / "afile" / "x.engine")
+    assert result.exit_code == 1, result.output  # was a FileExistsError traceback
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert "cannot create its folder" in result.output  # checked before TensorRT loads
+
+
 def test_enroll_usage_errors(tmp_path, tiny_model, people):
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite").exit_code == 2
     assert run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "ann").exit_code == 2
