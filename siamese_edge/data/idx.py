@@ -7,7 +7,9 @@ dimension, then the data in C order.
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        # a damaged deflate stream raises zlib.error, not OSError
+        except (OSError, EOFError, zlib.error) as exc:
             raise DatasetError(f"{path}: corrupt gzip data ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DatasetError(f"{path}: not an IDX file (bad magic)")
@@ -46,7 +49,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if ndim == 0 or len(raw) < header:
         raise DatasetError(f"{path}: truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    # Python ints: np.prod wraps around int64 for a header of huge dimensions, and a wrapped
+    # size can pass the length check that follows
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise DatasetError(f"{path}: IDX file has {len(raw)} bytes, its header says "
                            f"{expected} (truncated or corrupt)")
@@ -66,6 +71,13 @@ def load_idx_dataset(images_path: str | os.PathLike[str],
         raise DatasetError(f"{labels_path}: {len(labels)} labels for {len(images)} images")
     if images.ndim == 3:
         images = images[:, :, :, None]
+    if labels.dtype.kind == "f":
+        # a label names an identity: 1.2 and 1.7 would both become class "1", and NaN has
+        # no name at all
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if np.any(bad):
+            raise DatasetError(f"{labels_path}: labels must be whole numbers; {int(bad.sum())} "
+                               f"of {len(labels)} are not (first {float(labels[bad][0]):g})")
     classes = np.unique(labels)
     index = np.searchsorted(classes, labels)
     return LabelledImages(images, index.astype(np.int64), [str(int(c)) for c in classes])

@@ -101,3 +101,43 @@ def test_numeric_class_names_are_never_read_as_positions(tmp_path):
         data.select_classes(["0", "1"])  # position 0 would have been class "1"
     with pytest.raises(DatasetError, match="same class"):
         data.select_classes(["1", 1])
+
+
+def test_damaged_deflate_stream_is_a_dataset_error(tmp_path):
+    # a valid gzip header whose deflate stream is garbled: zlib.error, not OSError
+    packed = bytearray(gzip.compress(idx_bytes(np.arange(4 * 28 * 28).reshape(4, 28, 28))))
+    for k in range(20, 60):
+        packed[k] ^= 0xFF
+    (tmp_path / "bad.gz").write_bytes(bytes(packed))
+    with pytest.raises(DatasetError, match="corrupt gzip"):
+        read_idx(tmp_path / "bad.gz")
+
+
+def test_huge_header_dimensions_do_not_wrap_around(tmp_path):
+    # 2**31 * 2**31 * 4 bytes wraps int64 to 0, which matched a data-less file's length
+    (tmp_path / "huge").write_bytes(b"\0\0\x08\x03" + struct.pack(">III", 2**31, 2**31, 4))
+    with pytest.raises(DatasetError, match="truncated or corrupt"):
+        read_idx(tmp_path / "huge")
+
+
+def float_labels(values) -> bytes:
+    values = np.asarray(values, ">f4")
+    return struct.pack(">BBBB", 0, 0, 0x0D, 1) + struct.pack(">I", len(values)) + \
+        values.tobytes()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1.5])
+def test_float_labels_must_be_whole_numbers(tmp_path, bad):
+    (tmp_path / "i").write_bytes(idx_bytes(np.zeros((4, 2, 2))))
+    (tmp_path / "l").write_bytes(float_labels([1.0, bad, 2.0, 2.0]))
+    with pytest.raises(DatasetError, match="whole numbers; 1 of 4"):
+        load_idx_dataset(tmp_path / "i", tmp_path / "l")
+
+
+def test_distinct_float_labels_are_never_merged(tmp_path):
+    (tmp_path / "i").write_bytes(idx_bytes(np.zeros((4, 2, 2))))
+    (tmp_path / "l").write_bytes(float_labels([1.2, 1.7, 1.2, 1.7]))  # both were class "1"
+    with pytest.raises(DatasetError, match="whole numbers"):
+        load_idx_dataset(tmp_path / "i", tmp_path / "l")
+    (tmp_path / "l").write_bytes(float_labels([1.0, -3.0, 1.0, -3.0]))
+    assert load_idx_dataset(tmp_path / "i", tmp_path / "l").class_names == ["-3", "1"]
