@@ -483,11 +483,19 @@ def advise(probes: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
                               "run on an NVIDIA GPU (docker run --runtime nvidia / --gpus "
                               "all) with a matching driver"))
     else:
-        cuda_ok = probes.get("cuda", {}).get("source") == "cuda-python"
-        advice.append(_advice("tensorrt", cuda_ok, "cuda-python (GPU memory for the native "
-                              "TensorRT runtime) is not installed",
-                              "pip install 'cuda-python>=11.4,<12'" if jetpack_major == "5"
-                              and on_jetson else "pip install 'siamese-edge[tensorrt]'"))
+        cuda = probes.get("cuda", {})
+        cuda_ok = cuda.get("source") == "cuda-python"
+        failed = [e for e in cuda.get("errors", []) if e.startswith("cuda-python:")]
+        if failed:  # installed, but it cannot reach the GPU: reinstalling will not help
+            advice.append(_advice("tensorrt", False, f"cuda-python is installed but fails "
+                                  f"({failed[0].split(': ', 1)[1]})",
+                                  "install the cuda-python major version of the driver's "
+                                  "CUDA (nvidia-smi shows it), or update the driver"))
+        else:
+            advice.append(_advice("tensorrt", cuda_ok, "cuda-python (GPU memory for the "
+                                  "native TensorRT runtime) is not installed",
+                                  "pip install 'cuda-python>=11.4,<12'" if jetpack_major == "5"
+                                  and on_jetson else "pip install 'siamese-edge[tensorrt]'"))
 
     cv = probes.get("opencv", {})
     if not cv.get("ok"):

@@ -67,6 +67,23 @@ def test_jetson_advice_uses_the_jetson_index():
     assert "opencv-python-headless" in advice["camera-gstreamer"]["fix"]
 
 
+def test_cuda_python_that_fails_is_not_called_missing():
+    # it said "not installed" and advised installing it, when it was installed and failing
+    probes = {"jetson": {"ok": True, "is_jetson": False},
+              "onnxruntime": {"ok": True, "providers": {}, "distributions": {}},
+              "tensorrt": {"installed": True, "builder": True, "module": "tensorrt"},
+              "cuda": {"ok": True, "source": "nvidia-smi", "devices": [{"name": "RTX"}],
+                       "errors": ["cuda-python: cudaErrorInsufficientDriver"]},
+              "opencv": {"ok": True, "gstreamer": False, "v4l2": True, "ffmpeg": True,
+                         "distributions": {}}}
+    trt = {e["backend"]: e for e in doctor.advise(probes)}["tensorrt"]
+    assert trt["ready"] is False and "cudaErrorInsufficientDriver" in trt["missing"]
+    assert "not installed" not in trt["missing"] and "pip install" not in trt["fix"]
+    probes["cuda"] = {"ok": True, "source": "nvidia-smi", "devices": [{"name": "RTX"}]}
+    trt = {e["backend"]: e for e in doctor.advise(probes)}["tensorrt"]
+    assert "not installed" in trt["missing"]  # absent: then installing it is the fix
+
+
 def test_failing_probe_does_not_crash():
     def broken():
         raise OSError("libcuda.so: cannot open shared object file")
