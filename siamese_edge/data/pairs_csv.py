@@ -43,6 +43,16 @@ def identities_from_pairs(count: int, pairs: np.ndarray) -> np.ndarray:
     return np.unique(roots, return_inverse=True)[1].astype(np.int64)
 
 
+def _is_header(row: list[str]) -> bool:
+    """A first row whose label does not parse as an integer, by the rule the rows use: a
+    test of its characters took a data row labelled "+1" for a header and dropped its pair."""
+    try:
+        int(row[2 if len(row) >= 3 else -1].strip())
+    except ValueError:
+        return True
+    return False
+
+
 def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
                    width: int | None = None, channels: int | None = None,
                    label_means: str = "similar") -> LabelledImages:
@@ -59,8 +69,8 @@ def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
             raise DatasetError(f"{path}: line {number}: a path holds a NUL byte")
     rows = list(csv.reader(lines))
     rows = [r for r in rows if r and any(c.strip() for c in r)]
-    if rows and not rows[0][-1].strip().lstrip("-").isdigit():
-        rows = rows[1:]  # header
+    if rows and _is_header(rows[0]):
+        rows = rows[1:]
     if not rows:
         raise DatasetError(f"{path}: no pairs")
     index: dict[str, int] = {}

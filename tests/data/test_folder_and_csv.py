@@ -92,6 +92,16 @@ def test_pairs_csv_from_a_spreadsheet_with_a_byte_order_mark(tmp_path):
         assert len(data) == 3 and data.warnings == [] and len(data.pairs) == 2
 
 
+@pytest.mark.parametrize("first_label", ["+1", " 1", "-0"])
+def test_pairs_csv_first_row_is_data_when_its_label_is_an_integer(tmp_path, first_label):
+    # the rows accept any label int() reads; a header is a first row whose label it cannot
+    make_folder(tmp_path / "d")
+    (tmp_path / "p.csv").write_text(f"d/ann/a.png,d/ann/b.jpg,{first_label}\n"
+                                    "d/ann/a.png,d/ben/c.png,0\n")
+    data = load_dataset(tmp_path / "p.csv")
+    assert len(data.pairs) == 2 and data.pairs[0].tolist() == [0, 1, abs(int(first_label))]
+
+
 @pytest.mark.parametrize("content,message", [
     ("img1,img2,label\n", "no pairs"),
     ("a.png,b\x00.png,1\n", "line 1: a path holds a NUL byte"),
