@@ -355,6 +355,7 @@ def run_benchmark(config: BenchConfig, torch_model=None,
     if config.pin and config.threads and hasattr(os, "sched_setaffinity"):
         original_affinity = os.sched_getaffinity(0)
         os.sched_setaffinity(0, set(sorted(original_affinity)[:config.threads]))
+    machine = describe_machine()  # under the pin: the cores every timing ran on
 
     runners: Dict[str, Runner] = {}
     skipped: Dict[str, str] = {}
@@ -422,7 +423,7 @@ def run_benchmark(config: BenchConfig, torch_model=None,
         "model": {"path": str(config.model), "name": info.name,
                   "input": f"{pre.channels}x{pre.height}x{pre.width}",
                   "embedding_dim": info.embedding_dim, "fingerprint": info.fingerprint},
-        "machine": describe_machine(),
+        "machine": machine,
         "settings": {**asdict(config), "pinned": original_affinity is not None,
                      "interleaved": True},
         "reference": reference_section,

@@ -164,6 +164,7 @@ def test_pinning_covers_preprocessing_and_gallery_search(tiny_model, monkeypatch
                                        backends=["onnxruntime-cpu"], gallery_size=50))
     assert report["settings"]["pinned"] is True
     assert seen == {"_preprocessing": 1, "_gallery_search": 1}  # they ran unpinned before
+    assert report["machine"]["usable_cores"] == 1  # the cores the timings ran on, not all
     assert os.sched_getaffinity(0) == before  # and the affinity is restored
 
 
