@@ -102,6 +102,11 @@ class TrainConfig:
             raise InvalidInputError("k_per_identity must be at least 2")
         if self.loss == "triplet" and self.batch_size < 2 * self.k_per_identity:
             raise InvalidInputError("triplet batches need batch_size >= 2 * k_per_identity")
+        # batch_size counts images: 2 or 3 make one pair, always an impostor one, and the
+        # loss would never see a genuine pair
+        if self.loss == "contrastive" and self.batch_size < 4:
+            raise InvalidInputError(f"contrastive batches need batch_size >= 4 (two pairs: "
+                                    f"a genuine and an impostor one), not {self.batch_size}")
         if not (math.isfinite(self.lr) and 0 < self.lr <= MAX_LR):
             raise InvalidInputError(f"lr must be a positive number up to {MAX_LR:.3g}, not "
                                     f"{self.lr}")

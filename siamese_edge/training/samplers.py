@@ -34,6 +34,8 @@ class BalancedPairSampler:
 
     def sample(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``count`` pairs: (first indices, second indices, same ∈ {0, 1})."""
+        if count < 2:  # one pair is an impostor pair: no genuine pair to learn from
+            raise InvalidInputError(f"balanced pairs need at least 2 per batch, not {count}")
         n_genuine = count // 2
         n_impostor = count - n_genuine
         if self.pairs is not None:

@@ -92,3 +92,23 @@ def test_the_largest_accepted_lr_fails_with_a_clear_error_not_a_traceback(tmp_pa
                              k_per_identity=2, threads=1)
         with pytest.raises(TrainingDivergedError):  # AdamW's RuntimeError before
             train(config)
+
+
+@pytest.mark.parametrize("batch_size", [2, 3])
+def test_contrastive_batches_without_a_genuine_pair_are_refused(batch_size):
+    with pytest.raises(InvalidInputError, match="contrastive batches need batch_size >= 4"):
+        TrainConfig(data="d", out="o", loss="contrastive", batch_size=batch_size)
+    assert TrainConfig(data="d", out="o", loss="contrastive", batch_size=4).batch_size == 4
+
+
+def test_cli_contrastive_batch_of_one_pair_is_one_line(tmp_path):
+    from click.testing import CliRunner
+    from model_factory import write_random_people
+
+    from siamese_edge.cli import cli
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(tmp_path / "r"),
+                                      "--loss", "contrastive", "--batch-size", "3"])
+    assert result.exit_code == 1 and result.output.startswith("error: contrastive batches")
+    assert result.output.count("\n") == 1 and not (tmp_path / "r" / "last.pt").exists()

@@ -65,3 +65,10 @@ def test_pk_refuses_batches_without_positive_or_negative_pairs(p, k):
     # k = 1: no two images share an identity; p = 1: no two identities differ
     with pytest.raises(InvalidInputError):
         PKSampler(LABELS, p=p, k=k, rng=np.random.default_rng(0))
+
+
+def test_balanced_pairs_refuse_a_batch_too_small_for_a_genuine_pair():
+    sampler = BalancedPairSampler(LABELS, np.random.default_rng(0))
+    with pytest.raises(InvalidInputError, match="at least 2"):
+        sampler.sample(1)
+    assert sampler.sample(2)[2].tolist() == [1, 0]
