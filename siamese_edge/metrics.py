@@ -86,10 +86,20 @@ def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray,
 def _threshold_between(thresholds: np.ndarray, i: int) -> float:
     """A threshold accepting exactly the scores >= thresholds[i], away from the scores."""
     t = thresholds[i]
-    if not np.isfinite(t):
-        return float(thresholds[1] + 1e-6) if len(thresholds) > 1 else 1.0
+    if not np.isfinite(t):  # accept nothing: just above the highest score
+        if len(thresholds) == 1:
+            return 1.0
+        top = float(thresholds[1])
+        above = top + 1e-6
+        # 1e-6 vanishes next to a large score; the next float up still rejects it
+        return above if above > top else float(np.nextafter(top, np.inf))
     if i + 1 < len(thresholds):
-        return float((t + thresholds[i + 1]) / 2.0)
+        below = float(thresholds[i + 1])
+        middle = float((t + below) / 2.0)
+        # Between adjacent floats the midpoint rounds onto one of them; onto ``below`` it
+        # would accept the score the FAR was computed to reject. The next float up from
+        # ``below`` is then ``t`` itself, which still accepts every score >= t.
+        return middle if below < middle <= t else float(np.nextafter(below, np.inf))
     return float(t - 1e-6)
 
 

@@ -64,3 +64,22 @@ def test_pair_scores_split_by_label():
 def test_nan_scores_are_refused():
     with pytest.raises(ValueError):
         roc_auc([np.nan], [0.1])
+
+
+@pytest.mark.parametrize("low", [0.5, 0.7, -0.25, 1e10])
+def test_thresholds_between_adjacent_scores_keep_their_promise(low):
+    # genuine one float above the impostor: the midpoint rounds onto one of them
+    high = float(np.nextafter(low, np.inf))
+    genuine, impostor = np.array([high]), np.array([low])
+    t, far, tar = threshold_at_far(genuine, impostor, 0.0)
+    assert rates(genuine, impostor, t) == (far, 1.0 - tar) == (0.0, 0.0)
+    eer, t_eer = equal_error_rate(genuine, impostor)
+    assert eer == 0.0 and rates(genuine, impostor, t_eer) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("top", [0.9, 1e10, 3e300])
+def test_accepting_nothing_rejects_even_a_large_top_score(top):
+    # 1e-6 above a score of 1e10 is the score itself: the threshold accepted it
+    genuine, impostor = np.array([top / 4]), np.array([top])
+    t, far, tar = threshold_at_far(genuine, impostor, 0.0)
+    assert rates(genuine, impostor, t) == (far, 1.0 - tar) == (0.0, 1.0)
