@@ -64,6 +64,10 @@ def error_breakdown(embeddings: np.ndarray, labels: np.ndarray, threshold: float
         names: a name per label value (``names[label]``); default ``str(label)``.
     """
     embeddings = np.asarray(embeddings, np.float32)
+    # Scores are compared in float64, as the report's FAR and the verifier compare them:
+    # NumPy 2 compares float32 scores with a Python float in float32, which rounds a
+    # threshold just above a score onto it and counts a false accept the report does not.
+    threshold = float(threshold)
     classes, index = np.unique(np.asarray(labels), return_inverse=True)
     n_classes = len(classes)
     rejects = np.zeros(n_classes, np.int64)
@@ -73,7 +77,7 @@ def error_breakdown(embeddings: np.ndarray, labels: np.ndarray, threshold: float
         scores = embeddings[rows] @ embeddings.T
         i, j = np.nonzero(np.triu(np.ones_like(scores, bool), k=start + 1))
         li, lj = index[rows][i], index[j]
-        s = scores[i, j]
+        s = scores[i, j].astype(np.float64)  # compared in float64: see ``threshold`` above
         same = li == lj
         rejects += np.bincount(li[same & (s < threshold)], minlength=n_classes)
         wrong = ~same & (s >= threshold)

@@ -82,3 +82,17 @@ def test_the_evaluation_reports_errors_at_its_operating_threshold():
     assert few.errors.basis == "EER" and few.errors.threshold == few.eer_threshold
     assert {r.identity for r in report.errors.false_rejects} <= {"a", "b", "c", "d"}
     assert report.to_dict()["errors"]["basis"] == "FAR 0.01"
+
+
+def test_scores_are_compared_with_the_threshold_in_float64():
+    # a genuine and an impostor pair both score exactly x; the threshold lies a quarter of a
+    # float32 step above x, where float32 would round it back onto x and accept both
+    x = np.float32(0.7)
+    t = float(x) + float(np.spacing(x)) / 4
+    assert np.float32(t) == x and float(x) < t
+    e = np.array([[1, 0], [x, 0], [x, 0]], np.float32)
+    out = error_breakdown(e, np.array([0, 0, 1]), t, top=10)
+    rejects, accepts = naive(e, [0, 0, 1], t)  # the report's rule: float64 scores >= t
+    assert {int(r.identity): r.false_rejects for r in out.false_rejects} == rejects == {0: 1}
+    assert {(int(p.first), int(p.second)): p.false_accepts
+            for p in out.false_accepts} == accepts == {}
