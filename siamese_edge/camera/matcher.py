@@ -81,7 +81,9 @@ class CosineMatrixMatcher:
         scores = self.scores(embeddings)
         if self.identity is not None:
             column = scores[:, self.identities.index(self.identity)]
-            return [Match(self.identity, float(s), bool(s >= self.threshold)) for s in column]
+            # float64, as in 1:N and the runtime's verifier: NumPy 2 compares an np.float32
+            # score with a Python float in float32, rounding a threshold onto the score
+            return [Match(self.identity, float(s), float(s) >= self.threshold) for s in column]
         best = scores.argmax(axis=1)
         out = []
         for row, j in zip(scores, best):

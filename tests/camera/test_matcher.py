@@ -25,3 +25,15 @@ def test_best_template_per_identity_and_unknown_below_the_threshold():
 def test_names_and_templates_must_pair_up():
     with pytest.raises(InvalidInputError, match="2 names for 3 templates"):
         CosineMatrixMatcher(["a", "b"], np.eye(3, dtype=np.float32), threshold=0.5)
+
+
+@pytest.mark.parametrize("identity", ["a", None])
+def test_a_threshold_just_above_a_float32_score_rejects_it_in_both_modes(identity):
+    x = np.float32(0.7)
+    threshold = float(x) + float(np.spacing(x)) / 4  # rounds onto x in float32
+    assert np.float32(threshold) == x
+    matcher = CosineMatrixMatcher(["a"], np.array([[1, 0]], np.float32), threshold,
+                                  identity=identity)
+    (match,) = matcher.match(np.array([[x, 0]], np.float32))
+    assert match.score == float(x) and match.score < threshold and not match.accepted
+    assert match.identity == identity  # 1:1 names the claim; 1:N answers unknown
