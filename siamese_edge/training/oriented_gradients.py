@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from siamese_edge.errors import InvalidInputError
+
 ORIENTATIONS = 8
 CELLS = 4
 #: histogram norms below this are not scaled up to unit length. A flat image has no edges,
@@ -30,6 +32,24 @@ CELLS = 4
 #: into a full-weight random direction (and ONNX Runtime's rounding into another one); one
 #: grey level of contrast already gives ~0.25
 MIN_NORM = 1e-2
+#: the least height and width the descriptor is trained on. Across a single row or column the
+#: derivative is float rounding, which the square root magnifies and ONNX Runtime rounds
+#: otherwise: export's parity check (tolerance 1e-4) always failed at 1x1 (differences up to
+#: 5e-3) and failed for some images at 1xN and Nx1 (up to 2e-3); from 2x2 up the largest
+#: difference seen over thousands of images was 2e-5
+MIN_SIZE = 2
+
+
+def check_input_size(height: int, width: int) -> None:
+    """Refuse images too small for the descriptor (see ``MIN_SIZE``): a model trained on them
+    could never be exported."""
+    if min(height, width) < MIN_SIZE:
+        raise InvalidInputError(f"images of {height}x{width} pixels are too small for the "
+                                f"gradient histogram (--hog-weight), which needs at least "
+                                f"{MIN_SIZE}x{MIN_SIZE}: below that it measures float "
+                                f"rounding, and export's parity check fails; use --input-size "
+                                f"{max(height, MIN_SIZE)}x{max(width, MIN_SIZE)} or larger, "
+                                f"or --hog-weight 0")
 
 
 def _edge_pad(x: torch.Tensor) -> torch.Tensor:

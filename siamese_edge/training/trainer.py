@@ -37,6 +37,7 @@ from siamese_edge.training.embedding_net import build_embedding_net
 from siamese_edge.training.losses import ContrastiveLoss, TripletLoss
 from siamese_edge.training.miners import MINERS, violating_fraction
 from siamese_edge.training.one_line import describe
+from siamese_edge.training.oriented_gradients import check_input_size
 from siamese_edge.training.resume import changed_options, check_same_data, describe_data
 from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
@@ -165,6 +166,8 @@ class Trainer:
         c = self.config
         torch.manual_seed(c.seed)
         height, width, channels = self.shape
+        if c.deployed_hog_weight > 0:
+            check_input_size(height, width)
         self.model = build_embedding_net(c, channels, height, width)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.lr,
                                            weight_decay=c.weight_decay)

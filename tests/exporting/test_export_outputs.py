@@ -94,3 +94,19 @@ def test_engine_options_that_build_nothing_fail_before_the_onnx_is_written(tiny_
                                           *options, *extra])
         assert result.exit_code != 0 and "Traceback" not in result.output, result.output
         assert not out.exists() and not (tmp_path / "m.engine").exists()
+
+
+def test_the_smallest_images_train_accepts_export_within_tolerance(tmp_path):
+    from model_factory import write_random_people
+
+    from siamese_edge.training.config import TrainConfig
+    from siamese_edge.training.oriented_gradients import MIN_SIZE
+    from siamese_edge.training.trainer import train
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6,
+                                 (MIN_SIZE, MIN_SIZE))
+    train(TrainConfig(data=str(people), out=str(tmp_path / "r"), epochs=1, steps_per_epoch=2,
+                      batch_size=8, k_per_identity=2, threads=1))
+    for seed in range(3):  # the parity batches differ with the seed
+        report = export_run(tmp_path / "r", tmp_path / f"m{seed}.onnx", seed=seed)
+        assert report.max_abs_diff <= report.tolerance

@@ -111,3 +111,27 @@ def test_exports_to_onnx_with_a_dynamic_batch(tmp_path):
     for batch in (1, 4):
         got = session.run(None, {"images": x[:batch].numpy()})[0]
         np.testing.assert_allclose(got, model(x[:batch]).detach().numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1)])
+def test_train_refuses_images_too_small_for_the_histogram_before_training(tmp_path, shape):
+    from click.testing import CliRunner
+    from model_factory import write_random_people
+
+    from siamese_edge.cli import cli
+    from siamese_edge.training.config import TrainConfig
+    from siamese_edge.training.trainer import train
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, shape)
+    events = []
+    options = dict(data=str(people), epochs=1, steps_per_epoch=2, batch_size=8,
+                   k_per_identity=2, threads=1)
+    with pytest.raises(InvalidInputError, match="too small for the gradient histogram"):
+        train(TrainConfig(out=str(tmp_path / "r"), **options), events.append)
+    assert not [e for e in events if e["event"] == "step"]
+    assert not (tmp_path / "r" / "last.pt").exists()
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith("error: images of ")
+    # without the histogram the network itself trains (and exports) at any size
+    train(TrainConfig(out=str(tmp_path / "h0"), hog_weight=0.0, **options))
