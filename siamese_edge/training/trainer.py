@@ -110,12 +110,21 @@ def is_collapsed(scores: dict) -> bool:
     return bool(gap < COLLAPSED_SCORE_GAP)  # NaN (a single identity) is not collapse
 
 
-def collapse_message(scores: dict) -> str:
+def collapse_message(scores: dict, config: TrainConfig) -> str:
+    # only what would change the run: advice to use the options in effect misleads
+    remedies = [option for option, applies in (
+        ("--readout features", config.readout != "features" and config.backbone != "seed"),
+        ("--miner semi-hard", config.loss == "triplet" and config.miner != "semi-hard"),
+        ("--loss contrastive", config.loss != "contrastive")) if applies]
+    advice = ""
+    if remedies:
+        listed = (", ".join(remedies[:-1]) + " or " + remedies[-1] if len(remedies) > 1
+                  else remedies[0])
+        advice = f"; try {listed}"
     return (f"the embedding has collapsed: validation pairs of different identities score "
             f"{scores['val_impostor_mean']:.4f} on average (same identity "
             f"{scores['val_genuine_mean']:.4f}), so same and different identities score "
-            f"almost alike and no threshold separates them; try --readout features, "
-            f"--miner semi-hard or --loss contrastive")
+            f"almost alike and no threshold separates them{advice}")
 
 
 class Trainer:
@@ -415,7 +424,7 @@ class Trainer:
         final = self.validate()
         info = self._run_info(final, best, time.time() - started)
         if info["collapsed"]:
-            self.progress({"event": "warning", "message": collapse_message(final)})
+            self.progress({"event": "warning", "message": collapse_message(final, c)})
         self._save_checkpoint(info)
         self._write("run.json", json.dumps(info, indent=2) + "\n")
         self._plot(log)

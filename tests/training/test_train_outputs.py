@@ -31,3 +31,22 @@ def test_cli_train_unusable_out_is_one_line(tmp_path):
                                       "--lr", "1e39", "--schedule", "constant"])
     assert result.exit_code == 1 and result.output.startswith("error: lr ")
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("options, not_suggested", [
+    (dict(), ["--readout features"]),  # the default readout
+    (dict(readout="projection", miner="semi-hard"), ["--miner semi-hard"]),
+    (dict(loss="contrastive"), ["--loss contrastive", "--miner", "--readout features"]),
+    (dict(backbone="seed"), ["--readout features"]),  # the seed backbone has none
+])
+def test_the_collapse_warning_suggests_only_options_not_in_effect(options, not_suggested):
+    from siamese_edge.training.trainer import collapse_message
+
+    config = TrainConfig(data="d", out="o", **options)
+    message = collapse_message({"val_genuine_mean": 0.9999, "val_impostor_mean": 0.9991},
+                               config)
+    assert message.startswith("the embedding has collapsed") and "\n" not in message
+    for option in not_suggested:
+        assert option not in message
+    if config.loss == "triplet":
+        assert "--loss contrastive" in message

@@ -98,7 +98,7 @@ def test_a_collapsed_embedding_is_flagged_and_a_working_one_is_not(fashion_mnist
     scores = trainer.validate()
     assert scores["val_impostor_mean"] > 0.99
     assert trainer._run_info(scores, {"epoch": 1}, 0.0)["collapsed"]
-    assert "collapsed" in collapse_message(scores)
+    assert "collapsed" in collapse_message(scores, trainer.config)
     # semi-hard keeps only active triplets; the share of all triplets shows the collapse
     working = result.log[-1]
     assert working["active_fraction"] > 0.95 and working["violating_fraction"] < 0.5
