@@ -77,7 +77,7 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
     """
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
-    embeddings = np.asarray(embeddings, np.float32)
+    embeddings = _finite_embeddings(embeddings)
     classes = np.unique(labels)
     if len(classes) < 2:
         raise ValueError("evaluation needs images of at least two identities")
@@ -99,6 +99,22 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
             embeddings[subset], labels[subset], measured, [far_key(f) for f in measured],
             operating, replicates=bootstrap, level=level, seed=seed)
     return report, genuine, impostor
+
+
+def _finite_embeddings(embeddings: np.ndarray) -> np.ndarray:
+    """``embeddings`` as float32, refused when any holds NaN or inf.
+
+    Checked on every image up front: the scores' own check sees only the pairs of the
+    (at most 5,000-image) subset, while rank-1 and N-way use every image, and argmax picks
+    a NaN score, so a few broken embeddings changed those numbers without a word.
+    """
+    embeddings = np.asarray(embeddings, np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(embeddings).all(axis=-1))) \
+        if embeddings.size else 0
+    if bad:
+        raise ValueError(f"{bad} of {len(embeddings)} images gave non-finite (NaN or inf) "
+                         f"embeddings: the model's output for them cannot be scored")
+    return embeddings
 
 
 def _operating_threshold(report: EvaluationReport) -> float:
@@ -129,7 +145,7 @@ def evaluate_listed_pairs(embeddings: np.ndarray, pairs: np.ndarray, labels: np.
     """
     pairs = np.asarray(pairs, np.int64)
     labels = np.asarray(labels)
-    embeddings = np.asarray(embeddings, np.float32)
+    embeddings = _finite_embeddings(embeddings)
     if pairs.ndim != 2 or pairs.shape[1] != 3 or not len(pairs):
         raise ValueError("no pairs to evaluate")
     # float64 dot products, one per listed pair

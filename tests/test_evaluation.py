@@ -105,3 +105,26 @@ def test_listed_pairs_need_both_kinds():
         evaluate_listed_pairs(e, np.array([[0, 1, 1], [3, 4, 1]]), labels)
     with pytest.raises(ValueError, match="no pairs"):
         evaluate_listed_pairs(e, np.zeros((0, 3), np.int64), labels)
+
+
+def test_non_finite_embeddings_outside_the_pairs_subset_are_refused(monkeypatch):
+    from siamese_edge import evaluation
+
+    e, labels = clustered(n_classes=4, per_class=30)
+    e[[70, 100]] = np.nan
+    e[110, 3] = np.inf
+    # pairs from the first 60 images only, as when a large set is subsampled: rank-1 and
+    # N-way still use every image, and argmax picked the NaN scores
+    monkeypatch.setattr(evaluation, "_stratified_subset",
+                        lambda labels, limit, rng: np.arange(60))
+    with pytest.raises(ValueError, match="3 of 120 images gave non-finite"):
+        evaluate_embeddings(e, labels, trials=50)
+
+
+def test_listed_pairs_refuse_non_finite_embeddings():
+    from siamese_edge.evaluation import evaluate_listed_pairs
+
+    e, labels = clustered(n_classes=2, per_class=3)
+    e[4] = np.inf
+    with pytest.raises(ValueError, match="1 of 6 images gave non-finite"):
+        evaluate_listed_pairs(e, np.array([[0, 1, 1], [0, 3, 0], [4, 5, 1]]), labels)
