@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from siamese_edge.errors import ModelError
 from siamese_edge.model_info import ModelInfo
 from siamese_edge.runtime.preprocess import fit_images, normalization_constants, normalize
 
@@ -80,18 +81,37 @@ class Embedder(ABC):
             raise RuntimeError(f"{type(self).__name__} used outside its 'with' block")
         count = len(images)
         if count <= self.batch_size:  # the common case: one call, no staging copy
-            return l2_normalize(self._infer(self.prepare(images)), in_place=True)
+            return l2_normalize(self._finite(self._infer(self.prepare(images))), in_place=True)
         out = np.empty((count, self.info.embedding_dim), np.float32)
         for start in range(0, count, self.batch_size):
             batch = self.prepare(images[start:start + self.batch_size])
             out[start:start + len(batch)] = self._infer(batch)
-        return l2_normalize(out, in_place=True)
+        return l2_normalize(self._finite(out), in_place=True)
 
     def embed_tensor(self, batch: np.ndarray) -> np.ndarray:
         """Embed an already prepared float32 NCHW batch (for parity checks and benchmarks)."""
         if not self._active:
             raise RuntimeError(f"{type(self).__name__} used outside its 'with' block")
-        return l2_normalize(self._infer(np.ascontiguousarray(batch, np.float32)))
+        return l2_normalize(self._finite(self._infer(np.ascontiguousarray(batch, np.float32))))
+
+    def _finite(self, raw: np.ndarray) -> np.ndarray:
+        """The model's output, refused when a row holds NaN or inf.
+
+        Such a row is a model fault (overflow in FP16, a division by a zero variance...)
+        that nothing downstream can score: a NaN cosine rejects every claim, argmax picks
+        it in identification, and an evaluation's numbers shift. Every caller (enrol,
+        verify, evaluate, embed, camera) sees it here, once, naming the model, instead
+        of a silent "unknown" or a later error that blames a gallery or a dataset.
+        """
+        with np.errstate(over="ignore"):  # as normalised: a float64 beyond float32 is inf
+            raw = np.asarray(raw, np.float32)
+        bad = ~np.isfinite(raw).all(axis=-1)
+        if np.any(bad):
+            source = getattr(self, "model_path", None) or getattr(self, "engine_path", None) \
+                or self.info.name
+            raise ModelError(f"{source}: the model gave non-finite (NaN or inf) embeddings "
+                             f"for {int(bad.sum())} of {len(raw)} images")
+        return raw
 
     # -- hooks --------------------------------------------------------------------------
     @abstractmethod

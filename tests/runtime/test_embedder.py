@@ -30,3 +30,37 @@ def test_a_failed_activation_leaves_the_embedder_usable_later(tiny_model, monkey
     with embedder:
         assert embedder.embed([np.zeros((28, 28), np.uint8)]).shape[0] == 1
     assert not embedder._active  # noqa: SLF001
+
+
+
+def breaks_on_white(batch_size: int):
+    """An embedder whose stand-in model, like a broken one, gives NaN for some inputs."""
+    from siamese_edge.model_info import ModelInfo, Preprocessing
+    from siamese_edge.runtime.embedder import Embedder
+
+    class BreaksOnWhite(Embedder):
+        def _activate(self) -> None:
+            pass
+
+        def _infer(self, batch: np.ndarray) -> np.ndarray:
+            flat = batch.reshape(len(batch), -1)
+            out = flat[:, :4] + 2.0
+            out[flat.max(axis=1) >= 1.0] = np.nan  # a white pixel normalises to 1.0
+            return out
+
+    info = ModelInfo(Preprocessing(4, 4, 1, (0.5,), (0.5,)), embedding_dim=4, threshold=0.5)
+    return BreaksOnWhite(info, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("batch_size", [2, 64])  # batched, and one call
+def test_non_finite_model_output_is_a_model_error_naming_the_count(batch_size):
+    from siamese_edge.errors import ModelError
+
+    gray, white = np.full((4, 4), 100, np.uint8), np.full((4, 4), 255, np.uint8)
+    with breaks_on_white(batch_size) as embedder:
+        good = embedder.embed([gray, gray, gray])
+        assert np.all(np.isfinite(good)) and np.allclose(np.linalg.norm(good, axis=1), 1)
+        with pytest.raises(ModelError, match="non-finite .* for 2 of 5 images"):
+            embedder.embed([gray, white, gray, white, gray])
+        with pytest.raises(ModelError, match="for 1 of 2 images"):
+            embedder.embed_tensor(embedder.prepare([white, gray]))
