@@ -82,7 +82,7 @@ def refuse_run_files(run_dir: str | os.PathLike[str], out: str | os.PathLike[str
     Raises:
         InvalidInputError: naming the file that writing there would destroy.
     """
-    from siamese_edge.training.trainer import OUTPUT_FILES, RUN_FILES
+    from siamese_edge.training.run_files import OUTPUT_FILES, RUN_FILES
 
     outputs = [(out, "--out")]
     if engine is not None:

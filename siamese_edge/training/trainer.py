@@ -39,13 +39,11 @@ from siamese_edge.training.miners import MINERS, violating_fraction
 from siamese_edge.training.one_line import describe
 from siamese_edge.training.oriented_gradients import check_input_size
 from siamese_edge.training.resume import changed_options, check_same_data, describe_data
+from siamese_edge.training.run_files import OUTPUT_FILES, RUN_FILES
 from siamese_edge.training.samplers import BalancedPairSampler, PKSampler
 
 CHECKPOINT_FORMAT = 1
 MAX_VALIDATION_IMAGES = 2000
-#: what a run directory holds once training has saved anything; not overwritten unasked
-RUN_FILES = ("checkpoint.pt", "last.pt")
-OUTPUT_FILES = ("run.json", "log.jsonl", "config.json", "curves.png")
 # mean genuine minus mean impostor cosine on validation pairs below which the embedding
 # counts as collapsed: every image maps to (almost) one direction, scores of same and
 # different identities crowd together, and float16 templates or an FP16 engine (steps of
