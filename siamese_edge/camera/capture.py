@@ -78,7 +78,8 @@ class FrameGrabber:
             | "stream_ended", ...}`` dicts, called from the capture thread.
         backoff: delays between reopen attempts.
         max_reopen_attempts: give up (end the capture) after this many failed attempts in a
-            row; None retries for ever, as a door camera should.
+            row; None retries for ever, as a door camera should. An attempt that opens the
+            source fails too until a frame arrives.
         prefetch: frames a file may be decoded ahead (live sources keep one: the newest).
 
     Example:
@@ -105,6 +106,9 @@ class FrameGrabber:
         self.frames_read = 0
         self.frames_skipped = 0
         self.reopen_count = 0
+        # reopen attempts since the last delivered frame: a stream that opens but gives no
+        # frame has not recovered, so its attempts add up (backoff grows, the limit holds)
+        self._attempt = 0
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> FrameGrabber:
@@ -176,6 +180,7 @@ class FrameGrabber:
                 frame = Frame(rgb, self.frames_read, time.monotonic(),
                               (time.perf_counter() - start) * 1000.0, self.reopen_count)
                 self.frames_read += 1
+                self._attempt = 0  # the stream works again: a later loss starts afresh
                 self._publish(frame)
         except BaseException as exc:  # surfaced to the consumer by read()
             self._error = exc
@@ -200,9 +205,9 @@ class FrameGrabber:
     def _reopen(self) -> bool:
         self._status("stream_lost", frames=self.frames_read)
         self._release()
-        attempt = 0
         while not self._stop.is_set():
-            attempt += 1
+            self._attempt += 1
+            attempt = self._attempt
             if self.max_reopen_attempts is not None and attempt > self.max_reopen_attempts:
                 self._status("stream_ended", frames=self.frames_read,
                              reason=f"gave up after {attempt - 1} reopen attempts")

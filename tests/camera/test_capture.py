@@ -145,3 +145,49 @@ def test_an_empty_frame_reported_as_read_is_no_frame(live):
         assert "stream_lost" in kinds and "stream_reopened" in kinds and len(frames) == 4
     else:  # a file: the end
         assert kinds == ["stream_ended"] and len(frames) == 2
+
+
+class OpensButGivesNothing:
+    """A source that opens every time but never delivers a frame (e.g. a dead RTSP path)."""
+
+    def __init__(self) -> None:
+        self.open_times: list[float] = []
+
+    def open(self):
+        self.open_times.append(time.monotonic())
+        return self
+
+    def read(self):
+        return False, None
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_source_that_opens_but_gives_no_frame_backs_off_and_gives_up():
+    source = OpensButGivesNothing()
+    events: list[dict] = []
+    grabber = FrameGrabber(source.open, live=True, on_status=events.append,
+                           backoff=Backoff(0.02, 4.0, 5.0), max_reopen_attempts=3).start()
+    deadline = time.monotonic() + 5
+    while not grabber.ended and time.monotonic() < deadline:
+        assert grabber.read(timeout=0.1) is None
+    ended = grabber.ended
+    grabber.stop()
+    assert ended, "reopened for ever at the initial delay"
+    assert events[-1]["event"] == "stream_ended"
+    assert "gave up after 3 reopen attempts" in events[-1]["reason"]
+    assert [e["attempt"] for e in events if e["event"] == "stream_reopened"] == [1, 2, 3]
+    gaps = np.diff(source.open_times)  # the start, then three reopens, each after its delay
+    assert len(gaps) == 3 and np.all(gaps >= 0.9 * np.array([0.02, 0.08, 0.32]))
+
+
+def test_a_delivered_frame_resets_the_attempts():
+    camera = FakeCamera(drop_after=3)
+    events: list[dict] = []
+    with FrameGrabber(camera.open, live=True, on_status=events.append,
+                      backoff=Backoff(0.001, 2.0, 0.001), max_reopen_attempts=1) as grabber:
+        for _ in range(6):  # frames after the drop: the one attempt brought it back
+            assert grabber.read(timeout=5) is not None
+    assert [e["attempt"] for e in events if e["event"] == "stream_reopened"] == [1]
+    assert "stream_ended" not in [e["event"] for e in events]
