@@ -47,7 +47,8 @@ def collect_enrolment_crops(grabber: FrameGrabber, embedder: Embedder, detector:
         embedder: active (entered); used to reject near-duplicate crops.
         detector: where the subject is; frames without a region are skipped.
         samples: how many crops to keep.
-        max_similarity: a crop whose cosine to the last kept one is above this is skipped.
+        max_similarity: a crop whose cosine to the last kept one is above this is skipped;
+            1 or more: no such test.
         min_pixel_change: a crop that differs from the last kept one by less is skipped.
         max_frames, timeout_s: give up after this many frames / seconds.
         on_progress: receives ``{"event": "enrol_sample", "kept": k, "frame": i, ...}`` for
@@ -88,7 +89,10 @@ def collect_enrolment_crops(grabber: FrameGrabber, embedder: Embedder, detector:
             if last_embedding is not None:
                 similarity = float(embedding @ last_embedding)
                 change = float(np.abs(thumb - last_thumb).mean())
-                if similarity > max_similarity or change < min_pixel_change:
+                # 1 (or more) switches the test off, as documented: float32 cosines of
+                # identical crops come out as 1.0000001, above a limit of exactly 1
+                too_similar = max_similarity < 1.0 and similarity > max_similarity
+                if too_similar or change < min_pixel_change:
                     progress({"event": "enrol_skip", "frame": frame.index,
                               "reason": "too similar to the last kept sample",
                               "similarity": round(similarity, 4),

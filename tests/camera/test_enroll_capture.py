@@ -84,3 +84,36 @@ def test_bad_samples_still_stops_the_started_grabber(embedder):
     with pytest.raises(InvalidInputError, match="--samples 0"):
         collect_enrolment_crops(grabber, embedder, WholeFrame(), samples=0)
     assert not grabber.alive
+
+
+class SameVector:
+    """An embedder giving every crop one unit float32 vector whose float32 cosine with
+    itself exceeds 1.0, as identical crops' embeddings do."""
+
+    def __init__(self) -> None:
+        from siamese_edge.runtime.embedder import l2_normalize
+
+        rng = np.random.default_rng(0)
+        while True:
+            v = l2_normalize(rng.normal(size=(1, 8)).astype(np.float32))[0]
+            if float(v @ v) > 1.0:
+                self.vector = v
+                return
+
+    def embed(self, crops):
+        return np.stack([self.vector] * len(crops))
+
+
+@pytest.mark.parametrize("max_similarity,kept", [(1.0, 3), (1.5, 3), (0.99, 1)])
+def test_max_similarity_of_one_switches_the_similarity_test_off(max_similarity, kept):
+    from camera_helpers import FakeCamera
+
+    from siamese_edge.camera.capture import FrameGrabber
+    from siamese_edge.camera.detectors import WholeFrame
+    from siamese_edge.camera.enroll_capture import collect_enrolment_crops
+
+    grabber = FrameGrabber(FakeCamera(period_s=0.001).open, live=True).start()
+    crops = collect_enrolment_crops(grabber, SameVector(), WholeFrame(), samples=3,
+                                    max_similarity=max_similarity, min_pixel_change=0.0,
+                                    max_frames=20)
+    assert len(crops) == kept
