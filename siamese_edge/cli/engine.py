@@ -51,23 +51,11 @@ def build_from_options(model: str, out: str, precision: str | None, batch: str |
                        workspace_mb: int | None, calib_dir: str | None, target: str | None,
                        no_parity: bool):
     """Resolve the options (a target profile, overridden by explicit ones) and build."""
-    from siamese_edge.tensorrt.builder import BatchProfile, EngineBuildOptions, build_engine
+    from siamese_edge.tensorrt.builder import build_engine
+    from siamese_edge.tensorrt.targets import resolve_engine_options
 
-    overrides = {"precision": precision,
-                 "batch": BatchProfile.parse(batch) if batch else None,
-                 "workspace_mb": workspace_mb, "calib_dir": calib_dir,
-                 "parity": False if no_parity else None}
-    if target:
-        from siamese_edge.tensorrt.errors import TargetError
-        from siamese_edge.tensorrt.targets import load_target
-
-        profile = load_target(target)
-        if profile.backend != "tensorrt":
-            raise TargetError(f"target '{profile.name}' ships the ONNX model to ONNX Runtime; "
-                              f"no engine to build")
-        options = profile.build_options(**overrides)
-    else:
-        options = EngineBuildOptions(**{k: v for k, v in overrides.items() if v is not None})
+    options = resolve_engine_options(precision, batch, workspace_mb, calib_dir, target,
+                                     no_parity)
     return build_engine(model, out, options)
 
 

@@ -65,7 +65,7 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
         # before the export, not after it: the engine would replace the model, and options
         # that build no engine would fail only once the ONNX file was written
         if engine:
-            from siamese_edge.exporting.engine_options import resolve_engine_options
+            from siamese_edge.tensorrt.targets import resolve_engine_options
             from siamese_edge.tensorrt.builder import refuse_output_over_model
 
             refuse_output_over_model(out, engine)

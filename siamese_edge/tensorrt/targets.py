@@ -126,3 +126,28 @@ def load_target(name_or_path: str | os.PathLike[str]) -> TargetProfile:
         return TargetProfile(name=path.stem, **data)
     except (TargetError, TypeError) as exc:  # name the file: a name may be found in any folder
         raise TargetError(f"{path}: {exc}") from None
+
+
+def resolve_engine_options(precision: str | None, batch: str | None, workspace_mb: int | None,
+                           calib_dir: str | None, target: str | None,
+                           no_parity: bool) -> EngineBuildOptions:
+    """:class:`~siamese_edge.tensorrt.builder.EngineBuildOptions` from the CLI's options: a
+    target profile, overridden by the options given. ``engine`` builds with it, and
+    ``export --engine`` calls it first so that options that build no engine (a ``cpu-onnx``
+    target, INT8 without ``--calib``) fail before the ONNX file is written.
+
+    Raises:
+        TargetError: unknown target, or one that ships the ONNX model and builds no engine.
+        InvalidInputError: an unusable batch profile, precision or calibration setting.
+    """
+    overrides = {"precision": precision,
+                 "batch": BatchProfile.parse(batch) if batch else None,
+                 "workspace_mb": workspace_mb, "calib_dir": calib_dir,
+                 "parity": False if no_parity else None}
+    if not target:
+        return EngineBuildOptions(**{k: v for k, v in overrides.items() if v is not None})
+    profile = load_target(target)
+    if profile.backend != "tensorrt":
+        raise TargetError(f"target '{profile.name}' ships the ONNX model to ONNX Runtime; "
+                          f"no engine to build")
+    return profile.build_options(**overrides)
