@@ -23,8 +23,20 @@ def l2_normalize(vectors: np.ndarray, eps: float = 1e-12, in_place: bool = False
     vectors = np.asarray(vectors, np.float32)
     if not in_place or not vectors.flags.writeable:
         vectors = vectors.copy()
-    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-    vectors /= np.maximum(norms, eps)[:, None]
+    with np.errstate(over="ignore", under="ignore"):  # such rows are redone below
+        squares = np.einsum("ij,ij->i", vectors, vectors)
+    # float32 squares overflow above ~1.8e19 (the row became zeros) and vanish below ~1e-19
+    # (the row was left short of unit length): those rare rows are redone in float64 after
+    # scaling by their largest value; every other row stays exactly as it was
+    odd = ~np.isfinite(squares) | (squares < 1e-30)
+    originals = vectors[odd].astype(np.float64) if np.any(odd) else None
+    with np.errstate(invalid="ignore"):
+        vectors /= np.maximum(np.sqrt(squares), eps)[:, None]
+    if originals is not None:
+        peak = np.max(np.abs(originals), axis=1, keepdims=True)
+        scaled = originals / np.where(peak > 0, peak, 1.0)
+        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+        vectors[odd] = (scaled / np.maximum(norms, eps)).astype(np.float32)
     return vectors
 
 

@@ -64,3 +64,19 @@ def test_non_finite_model_output_is_a_model_error_naming_the_count(batch_size):
             embedder.embed([gray, white, gray, white, gray])
         with pytest.raises(ModelError, match="for 1 of 2 images"):
             embedder.embed_tensor(embedder.prepare([white, gray]))
+
+
+def test_l2_normalize_handles_rows_float32_squares_cannot_hold():
+    import warnings
+
+    from siamese_edge.runtime.embedder import l2_normalize
+
+    rows = np.array([[3e20, 4e20], [3e-25, 4e-25], [0, 0], [3, 4]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        out = l2_normalize(rows)
+    # a huge row became zeros and a tiny one stayed far short of unit length
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.6, 0.8], [0, 0], [0.6, 0.8]], rtol=1e-6)
+    usual = np.random.default_rng(0).normal(size=(500, 64)).astype(np.float32)
+    plain = usual / np.sqrt(np.einsum("ij,ij->i", usual, usual))[:, None]
+    np.testing.assert_array_equal(l2_normalize(usual), plain)  # bit for bit, as before
