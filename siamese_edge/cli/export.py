@@ -70,6 +70,9 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
 
             refuse_output_over_model(out, engine)
             resolve_engine_options(precision, batch, workspace_mb, calib_dir, target, no_parity)
+            from siamese_edge.tensorrt import load_tensorrt
+
+            load_tensorrt()  # no TensorRT here: say so before the ONNX is written
         if not as_json:
             click.echo(f"exporting {source} ...", err=True)
         report = export_run(source, out, opset=opset or DEFAULT_OPSET, tolerance=tolerance,

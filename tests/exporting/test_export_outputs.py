@@ -96,6 +96,21 @@ def test_engine_options_that_build_nothing_fail_before_the_onnx_is_written(tiny_
         assert not out.exists() and not (tmp_path / "m.engine").exists()
 
 
+def test_no_tensorrt_is_said_before_the_onnx_is_written(tiny_run, tmp_path, monkeypatch):
+    from siamese_edge import tensorrt
+    from siamese_edge.tensorrt.errors import TensorRTUnavailableError
+
+    def missing(preferred=None):
+        raise TensorRTUnavailableError("TensorRT is not installed here")
+
+    monkeypatch.setattr(tensorrt, "load_tensorrt", missing)
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(out), "--engine",
+                                      str(tmp_path / "m.engine")])
+    _one_line_error(result)
+    assert "not installed" in result.output and not out.exists()  # the ONNX came first
+
+
 def test_the_smallest_images_train_accepts_export_within_tolerance(tmp_path):
     from model_factory import write_random_people
 
