@@ -71,9 +71,11 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
               help="Random shift, rotation, scale, brightness and contrast.")
 @click.option("--instance-fraction", default=0.0, show_default=True,
               type=click.FloatRange(0.0, 0.9),
-              help="Share of each batch given to augmented views of single images, each its "
-                   "own pseudo-identity (instance discrimination; helped semi-hard "
-                   "mining on identities never seen in training, hurts batch-hard).")
+              help="Instance discrimination: augmented views of single images, each its "
+                   "own pseudo-identity. Triplet: round(F x batch-size / K) such groups of K "
+                   "views are added to each P×K batch; contrastive: this share of the "
+                   "genuine pairs are two views of one image. Helped semi-hard mining on "
+                   "identities never seen in training; hurts batch-hard.")
 @click.option("--hflip", is_flag=True, help="Also flip images horizontally when augmenting.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--input-size", help="Resize images to HxW (default: the data's size).")

@@ -35,9 +35,15 @@ class Augmenter:
         flip = torch.ones(n)
         if self.hflip:
             flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        # affine_grid works in coordinates scaled to [-1, 1] on each axis; on a non-square
+        # image a plain rotation matrix there is a shear in pixels, so the off-diagonal
+        # terms carry the aspect ratio (a rotation in pixels, whatever H and W are)
+        height, width = x.shape[-2], x.shape[-1]
         theta = torch.stack([
-            torch.stack([cos * flip, -sin, uniform(-2 * self.shift, 2 * self.shift)], 1),
-            torch.stack([sin * flip, cos, uniform(-2 * self.shift, 2 * self.shift)], 1),
+            torch.stack([cos * flip, -sin * (height / width),
+                         uniform(-2 * self.shift, 2 * self.shift)], 1),
+            torch.stack([sin * flip * (width / height), cos,
+                         uniform(-2 * self.shift, 2 * self.shift)], 1),
         ], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -68,9 +68,11 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "onecycle"
     augment: bool = True
-    # share of each batch given to augmented views of single images, each its own
-    # pseudo-identity (instance discrimination). It helped semi-hard mining (unseen
-    # Fashion-MNIST classes 0.761 -> ~0.81) but hurts batch-hard: 0 is the default
+    # augmented views of single images, each its own pseudo-identity (instance
+    # discrimination): triplet batches get round(F * batch_size / K) such groups of K views
+    # on top of the P×K classes; contrastive batches make this share of their genuine pairs
+    # two views of one image. It helped semi-hard mining (unseen Fashion-MNIST classes
+    # 0.761 -> ~0.81) but hurts batch-hard: 0 is the default
     instance_fraction: float = 0.0
     hflip: bool = False
     seed: int = 0

@@ -82,5 +82,9 @@ class PKSampler:
         batch = []
         for c in self.rng.choice(self.classes, self.p, replace=False):
             members = self.members[c]
-            batch.append(self.rng.choice(members, self.k, replace=len(members) < self.k))
+            if len(members) >= self.k:
+                batch.append(self.rng.choice(members, self.k, replace=False))
+            else:  # every member once, then repeats: a 2-image class always gives a pair
+                extra = self.rng.choice(members, self.k - len(members), replace=True)
+                batch.append(np.concatenate([self.rng.permutation(members), extra]))
         return np.concatenate(batch).astype(np.int64)
