@@ -289,6 +289,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self.step_lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step used
         self.scheduler.step()
         return float(loss.detach()), active, violating
 
@@ -393,7 +394,7 @@ class Trainer:
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                       "active_fraction": float(np.mean(actives)),
                       **({"violating_fraction": float(np.mean(violating))} if violating else {}),
-                      "lr": float(self.scheduler.get_last_lr()[0]), **self.validate(),
+                      "lr": self.step_lr, **self.validate(),
                       "seconds": round(time.time() - epoch_start, 2)}
             log.append(record)
             improved = record[key] < best.get(key, math.inf) - 1e-6

@@ -35,6 +35,9 @@ def test_run_writes_everything_and_is_deterministic(fashion_mnist_dir, tmp_path)
     assert state["format"] == 1 and state["config"]["embedding_dim"] == 16
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]
+    # the rate the epoch's last step used: one-cycle ends near zero (it logged the rate of a
+    # step after the end, 7.96e-5)
+    assert log[-1]["lr"] < 1e-6 < log[0]["lr"]
     assert log[-1]["val_auc"] > 0.75  # four easy classes: well above chance after 24 steps
     assert sum(e["event"] == "step" for e in events) == 24
     assert 0 < result.info["threshold"] < 1
