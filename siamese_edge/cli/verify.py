@@ -75,7 +75,8 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
         if images:
             raise click.UsageError("give IMAGES or --camera, not both")
         _verify_camera(embedder, gallery, identity, threshold, camera, vote, roi, show, output,
-                       max_frames, duration, as_json)
+                       max_frames, duration, as_json,
+                       aggregation_from_name(aggregate, aggregate_k), margin)
         return
     if not images:
         raise click.UsageError("no IMAGES given (or use --camera SRC)")
@@ -106,7 +107,8 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
 
 def _verify_camera(embedder, gallery: str, identity: str | None, threshold: float | None,
                    camera: str, vote: str, roi: str, show: bool, output: str | None,
-                   max_frames: int | None, duration: float | None, as_json: bool) -> None:
+                   max_frames: int | None, duration: float | None, as_json: bool,
+                   aggregation, margin: float | None) -> None:
     from siamese_edge.camera.matcher import VerifierMatcher
     from siamese_edge.cli.camera import CameraOptions, format_event, format_summary, \
         run_camera_verify
@@ -116,7 +118,9 @@ def _verify_camera(embedder, gallery: str, identity: str | None, threshold: floa
     options = CameraOptions(vote=vote, roi=roi, show=show, output=output,
                             max_frames=max_frames, duration=duration, json=as_json)
     with Gallery.open(gallery, embedder.info, create=False) as store:
-        matcher = VerifierMatcher(Verifier(embedder, store, threshold), identity)
+        # the same decision rule as for files: aggregation over templates and the margin
+        matcher = VerifierMatcher(Verifier(embedder, store, threshold, aggregation=aggregation,
+                                           margin=margin), identity)
         if identity is not None and identity not in store:
             from siamese_edge.errors import UnknownIdentityError
 

@@ -161,3 +161,29 @@ def test_a_source_that_will_not_open_is_one_line_on_stderr(tmp_path, gallery):
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, \
         result.stderr
+
+
+def test_verify_camera_applies_the_margin_as_files_do(tmp_path):
+    # two identities enrolled from one image: no margin between them, so --margin must turn
+    # every frame away; the camera used to ignore --margin (and --aggregate)
+    image = SAMPLES / "probes" / "probe-05-bag.png"
+    path = str(tmp_path / "twins.sqlite")
+    for name in ("alice", "bob"):
+        result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", path, name,
+                                          str(image)])
+        assert result.exit_code == 0, result.output
+    clip = video(tmp_path / "v.avi", [read_image(image)], 4)
+    base = ["verify", "-m", str(MODEL), "-g", path, "--camera", str(clip), "--vote", "1/1",
+            "--json"]
+
+    def accepted(*extra):
+        result = CliRunner().invoke(cli, [*base, *extra])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["accepted"] for line in result.output.splitlines()
+                if '"decision"' in line]
+
+    assert accepted() == [True] * 4
+    assert accepted("--margin", "0.1") == [False] * 4
+    files = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", path, "--margin", "0.1",
+                                     "--json", str(image)])
+    assert json.loads(files.output)["results"][0]["accepted"] is False  # the same rule
