@@ -23,12 +23,13 @@ to date incrementally when other processes write. Older files are migrated on op
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -338,9 +339,11 @@ class Gallery:
             meta = self._read_meta()
         dim = meta.get("embedding_dim", "")
         if not dim.isdecimal() or int(dim) < 1 or \
-                meta.get("template_dtype", "float32") not in TEMPLATE_DTYPES:
-            raise GalleryError(f"{self.path}: damaged gallery (its recorded embedding size "
-                               f"or template type is unreadable)")
+                meta.get("template_dtype", "float32") not in TEMPLATE_DTYPES or \
+                not meta.get("revision", "0").isdecimal() or \
+                not isinstance(_json_or_none(meta.get("preprocessing", "{}")), dict):
+            raise GalleryError(f"{self.path}: damaged gallery (its recorded embedding size, "
+                               f"template type, revision or preprocessing is unreadable)")
         self.meta = meta
 
     def _migrate(self, version: int) -> None:
@@ -390,6 +393,21 @@ class Gallery:
     def _transaction(self):
         return _Transaction(self._db)
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the file, whatever other processes commit meanwhile
+        (a read transaction; in WAL mode it blocks no writer). ``gallery export`` reads
+        through one, so an export is never half before and half after someone's change."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
     def require_writable(self) -> None:
         """Raise GalleryError when this gallery cannot be written (opened read-only, or a
         read-only file)."""
@@ -400,6 +418,8 @@ class Gallery:
         """Within a write transaction: the revision before this change (then bump it)."""
         row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
         before = row[0] if row else "0"
+        if not before.isdecimal():
+            raise GalleryError(f"{self.path}: damaged gallery (revision {before!r})")
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('revision', ?)",
                          (str(int(before) + 1),))
         return before
@@ -624,8 +644,15 @@ class Gallery:
             rows = self._db.execute(query + " WHERE i.name = ? ORDER BY t.id", (name,))
         else:
             rows = self._db.execute(query + " ORDER BY i.name, t.id")
-        return [TemplateRecord(int(i), n, s, float(c), None if q is None else float(q))
-                for i, n, s, c, q in rows]
+        records = []
+        for i, n, s, c, q in rows:
+            try:
+                records.append(TemplateRecord(int(i), n, s, float(c),
+                                              None if q is None else float(q)))
+            except (TypeError, ValueError):
+                raise GalleryError(f"{self.path}: template {i} is damaged (time {c!r}, "
+                                   f"quality {q!r})") from None
+        return records
 
     @sqlite_errors_as_gallery_errors
     def identity(self, name: str) -> IdentityRecord:
@@ -635,8 +662,12 @@ class Gallery:
                                (name,)).fetchone()
         if row is None:
             raise UnknownIdentityError(f"no identity named {name!r} in {self.path}")
-        return IdentityRecord(row[0], float(row[1]), _parse_metadata(row[2]),
-                              self.templates(name))
+        try:
+            created = float(row[1])
+        except (TypeError, ValueError):
+            raise GalleryError(f"{self.path}: identity {name!r} is damaged (time "
+                               f"{row[1]!r})") from None
+        return IdentityRecord(row[0], created, _parse_metadata(row[2]), self.templates(name))
 
     @sqlite_errors_as_gallery_errors
     def embeddings(self, template_ids: Sequence[int]) -> np.ndarray:
@@ -783,6 +814,13 @@ class _Transaction:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _metadata_json(metadata: dict[str, Any] | None) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -48,13 +49,14 @@ def export_gallery(gallery: Gallery, out: str | os.PathLike[str]) -> dict[str, i
             export written there would destroy it; or ``out`` cannot be written.
     """
     _check_export_target(gallery, Path(out))
-    names = gallery.names()
-    rows = {name: gallery.identity(name) for name in names}
-    records = [t for name in names for t in rows[name].templates]
     dim = gallery.embedding_dim
     dtype = np.float16 if gallery.template_dtype == "float16" else np.float32
-    embeddings = gallery.embeddings([t.id for t in records]).astype(dtype) if records \
-        else np.empty((0, dim), dtype)
+    with gallery.snapshot():  # one state, whatever other processes change meanwhile
+        names = gallery.names()
+        rows = {name: gallery.identity(name) for name in names}
+        records = [t for name in names for t in rows[name].templates]
+        embeddings = gallery.embeddings([t.id for t in records]).astype(dtype) if records \
+            else np.empty((0, dim), dtype)
     position = {name: i for i, name in enumerate(names)}
     meta = {key: gallery.meta.get(key) for key in
             ("model_fingerprint", "model_name", "embedding_dim", "template_dtype",
@@ -268,8 +270,11 @@ def reembed_gallery(embedder, source: Gallery, target: str | os.PathLike[str],
     if target.exists():
         raise InvalidInputError(f"{target}: already exists; reembed writes a new gallery, "
                                 f"give an --out path that does not exist")
-    partial = target.with_name(target.name + ".partial")
-    _remove_gallery_file(partial)  # left by an interrupted run
+    # a name of its own, so two reembeds to one --out cannot delete each other's work
+    handle, name = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".partial",
+                                    dir=target.parent)
+    os.close(handle)
+    partial = Path(name)
     try:
         report = _reembed_into(embedder, source, partial, on_duplicate)
     except BaseException:
@@ -296,11 +301,13 @@ def _reembed_into(embedder, source: Gallery, target: Path, on_duplicate: str) ->
                     kept.append(template)
                 except ImageReadError as exc:
                     report.missing.append((name, template.id, str(exc)))
-            if not images:
-                continue
-            out.enroll(name, embedder.embed(images), [t.source for t in kept],
-                       record.metadata, qualities=[t.quality for t in kept],
-                       on_duplicate=on_duplicate)
+            # an identity whose images are all gone keeps its record and metadata, with no
+            # templates, as gallery export keeps it; times carry over
+            out.enroll(name, embedder.embed(images) if images else np.empty((0, 0)),
+                       [t.source for t in kept], record.metadata,
+                       qualities=[t.quality for t in kept], created=[t.created for t in kept],
+                       on_duplicate=on_duplicate, identity_created=record.created,
+                       allow_empty=True)
             report.reembedded[name] = len(kept)
     return report
 

@@ -72,7 +72,8 @@ def test_a_migration_another_process_already_ran_is_not_run_again(tmp_path):
 
 
 @pytest.mark.parametrize("key,value", [("embedding_dim", "abc"), ("embedding_dim", "0"),
-                                       ("template_dtype", "float8")])
+                                       ("template_dtype", "float8"), ("revision", "x"),
+                                       ("preprocessing", "abc")])
 def test_damaged_metadata_is_one_gallery_error(tmp_path, key, value):
     path = tmp_path / "g.sqlite"
     with Gallery.open(path, INFO) as g:
@@ -84,6 +85,21 @@ def test_damaged_metadata_is_one_gallery_error(tmp_path, key, value):
     for model in (INFO, None):  # verify, and the record-keeping commands (stats, export)
         with pytest.raises(GalleryError, match="damaged gallery"):
             Gallery.open(path, model, create=False)
+
+
+@pytest.mark.parametrize("table,column", [("templates", "created"), ("templates", "quality"),
+                                          ("identities", "created")])
+def test_a_damaged_row_is_one_gallery_error(tmp_path, table, column):
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    db = sqlite3.connect(path)
+    db.execute(f"UPDATE {table} SET {column} = 'abc'")
+    db.commit()
+    db.close()
+    with Gallery.open(path, INFO, create=False) as g:
+        with pytest.raises(GalleryError, match="damaged"):  # was a ValueError traceback
+            g.identity("bob")
 
 
 def test_read_only_open_reads_v1_without_writing(tmp_path):
@@ -272,6 +288,81 @@ def test_reembed_never_writes_into_an_existing_gallery_nor_leaves_half_a_new_one
         with pytest.raises(RuntimeError, match="accelerator"):
             reembed_gallery(FailingEmbedder(), source, tmp_path / "new.sqlite")
         assert not list(tmp_path.glob("new.sqlite*"))  # nor its .partial, -wal, -shm
+
+
+class SteadyEmbedder:
+    info = INFO
+
+    def __init__(self, during=None):
+        self.during = during  # called at the first batch: another process at work
+
+    def embed(self, images):
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
+        return unit(np.ones((len(images), 4)))
+
+
+def test_reembed_keeps_identities_without_templates_and_every_time(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
+        source.enroll("ann", unit([[1, 0, 0, 0]]), [str(image)], created=[1000.0],
+                      identity_created=900.0)
+        gone = source.enroll("cy", unit([[0, 1, 0, 0]]), [str(image)], {"badge": 42})
+        source.remove_template(gone[0])  # cy: a record and metadata, no template
+        report = reembed_gallery(SteadyEmbedder(), source, tmp_path / "new.sqlite")
+    assert report.reembedded == {"ann": 1, "cy": 0}
+    with Gallery.open(tmp_path / "new.sqlite", INFO, create=False) as out:
+        assert out.identity("cy").metadata == {"badge": 42}  # it was dropped
+        ann = out.identity("ann")
+        assert ann.created == 900.0 and ann.templates[0].created == 1000.0  # were "now"
+
+
+def test_two_reembeds_to_one_path_never_publish_a_broken_gallery(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    target = tmp_path / "new.sqlite"
+    with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
+        for name in ("ann", "bob"):
+            source.enroll(name, unit([[1, 0, 0, 0]]), [str(image)])
+
+        def second_run():  # starts and finishes while the first is between its batches
+            reembed_gallery(SteadyEmbedder(), source, target)
+
+        with pytest.raises(GalleryError, match="appeared while re-embedding"):
+            reembed_gallery(SteadyEmbedder(during=second_run), source, target)
+    # the second run's gallery is whole; the first one's work is left beside it, whole too
+    # (it used to be deleted by the second run, which then published an empty file)
+    with Gallery.open(target, INFO, create=False) as out:
+        assert out.counts() == {"ann": 1, "bob": 1}
+    (left,) = tmp_path.glob("new.sqlite.*.partial")
+    with Gallery.open(left, INFO, create=False) as out:
+        assert out.counts() == {"ann": 1, "bob": 1}
+
+
+def test_export_reads_one_state_of_the_gallery(tmp_path):
+    with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
+        ids = g.enroll("ann", unit([[1, 0, 0, 0], [0, 1, 0, 0]]))
+        g.enroll("bob", unit([[0, 0, 1, 0]]))
+        other = Gallery.open(tmp_path / "g.sqlite", INFO, create=False)
+        identity = g.identity
+
+        def identity_while_another_process_removes(name):
+            record = identity(name)
+            if name == "ann":
+                other.remove_template(ids[1])  # committed between the export's reads
+            return record
+
+        g.identity = identity_while_another_process_removes
+        try:
+            # it used to fail with "no template N" (the names and records read before the
+            # removal, the vectors after)
+            assert export_gallery(g, tmp_path / "out.npz") == {"identities": 2, "templates": 3}
+        finally:
+            other.close()
 
 
 def test_float16_templates_are_read_back_unit_length(tmp_path):
