@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sqlite3
 import sys
@@ -72,6 +73,8 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             raise Interrupted() from None
         except OSError as exc:  # a safety net: a file that cannot be read or written
+            if exc.errno == errno.EPIPE:  # `| head` closed the pipe: click ends quietly
+                raise
             where = f"{exc.filename}: " if exc.filename else ""
             raise UserError(SiameseEdgeError(f"{where}{exc.strerror or exc}")) from None
 

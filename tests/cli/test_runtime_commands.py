@@ -458,3 +458,20 @@ def test_evaluate_plot_and_calibration_failures_are_one_line_after_the_numbers(t
                  "--bootstrap", "0")
     assert result.exit_code == 1
     assert "at FAR 1e-09: needs >= " in result.output and "{" not in result.output
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path, tiny_model, people):
+    # `siamese-edge gallery show ... | head -1` printed "error: Broken pipe"
+    import subprocess
+    import sys
+
+    gallery = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people).exit_code == 0
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(1); "
+         "from siamese_edge.cli import main; main()", "gallery", "show", "-g", str(gallery),
+         "ann", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # the reader is gone before anything is written
+    error = child.stderr.read().decode()
+    child.wait(timeout=60)
+    assert "error" not in error and "Traceback" not in error, error
