@@ -25,7 +25,7 @@ How the CLI wires them
                                     format_event(e)))
     print_json_line(summary) if as_json else click.echo(format_summary(summary))
 
-``siamese-edge enroll --camera SRC --name NAME --samples N [--roi face]``::
+``siamese-edge enroll --camera SRC --name NAME --samples N [--roi whole]``::
 
     crops = capture_enrolment(embedder, camera, samples, roi=roi,
                               emit=(print_json_line if as_json else None))
@@ -201,7 +201,7 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
 
 
 def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
-                      roi: str = "face", detector: Detector | None = None,
+                      roi: str = "whole", detector: Detector | None = None,
                       max_similarity: float = 0.98, min_pixel_change: float = 20.0,
                       timeout_s: float | None = 60.0, max_frames: int | None = None,
                       emit: Emit | None = None) -> list[np.ndarray]:
@@ -231,7 +231,7 @@ def capture_enrolment(embedder: Embedder, source: str | int, samples: int,
 
 
 def capture_identity(embedder: Embedder, name: str, source: str | int, samples: int,
-                     roi: str = "face", emit: Emit | None = None,
+                     roi: str = "whole", emit: Emit | None = None,
                      timeout_s: float | None = 60.0, metadata: dict | None = None):
     """Capture ``samples`` distinct crops of ``name`` and embed them, ready to store
     (:func:`siamese_edge.runtime.workflows.enroll_into_gallery`).

@@ -22,9 +22,12 @@ from siamese_edge.cli.options import (
 @click.option("--name", "camera_name", help="With --camera: the identity to enroll.")
 @click.option("--samples", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="With --camera: distinct good frames to capture.")
-@click.option("--roi", default="face", show_default=True,
+# The same default as verify --roi: templates and probes must be cut the same way, and the
+# whole frame suits any subject (face, signature, product); 'face' is asked for explicitly.
+@click.option("--roi", default="whole", show_default=True,
               callback=parsed_by(check_roi),
-              help="With --camera: whole | face | x,y,w,h.")
+              help="With --camera: region to enroll, as verify --camera --roi cuts it: "
+              "whole | face (Haar detector) | x,y,w,h.")
 @click.option("--on-duplicate", type=click.Choice(["add", "refuse"]), default="add",
               show_default=True, help="NAME already enrolled: add the new templates, or "
               "refuse (with --from-dir: skip that folder).")

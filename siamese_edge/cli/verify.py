@@ -33,7 +33,8 @@ from siamese_edge.cli.options import (
               help="Camera: accept an identity after k of the last n frames agree.")
 @click.option("--roi", default="whole", show_default=True,
               callback=parsed_by(check_roi),
-              help="Camera: region to embed: whole | face (Haar detector) | x,y,w,h.")
+              help="Camera: region to embed: whole | face (Haar detector) | x,y,w,h "
+              "(use the --roi the identities were enrolled with).")
 @click.option("--show", is_flag=True, help="Camera: draw decisions in a window (needs a display).")
 @click.option("--output", type=click.Path(dir_okay=False),
               help="Camera: write the annotated video here.")

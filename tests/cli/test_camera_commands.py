@@ -1,6 +1,7 @@
 """verify --camera / enroll --camera on recorded videos, with the shipped model."""
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -187,3 +188,20 @@ def test_verify_camera_applies_the_margin_as_files_do(tmp_path):
     files = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", path, "--margin", "0.1",
                                      "--json", str(image)])
     assert json.loads(files.output)["results"][0]["accepted"] is False  # the same rule
+
+
+def test_enroll_and_verify_camera_cut_the_same_region_by_default(tmp_path, gallery):
+    # enroll --roi defaulted to face and verify --roi to whole: on anything but faces a plain
+    # `enroll --camera v.avi --name x` found 0 good frames, and on faces face crops were
+    # compared with whole frames
+    items = [read_image(SAMPLES / "probes" / f"probe-{i}.png")
+             for i in ("01-trouser", "05-bag", "11-shirt")]
+    clip = video(tmp_path / "e.avi", items, 3)
+    result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(clip), "--name", "kit", "--samples", "3"])
+    assert result.exit_code == 0, result.output
+    assert "enrolled kit: 3 template(s)" in result.output
+    for command in ("enroll", "verify"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert re.search(r"--roi TEXT .*?\[default: (\w+)\]", text).group(1) == "whole", \
+            command
