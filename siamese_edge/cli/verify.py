@@ -100,10 +100,26 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
             click.echo(f"{path:<{width}}  {verdict:<8}  {decision.identity}  "
                        f"score {decision.score:.3f}")  # the identity as stored
         else:
-            others = ", ".join(f"{c.identity} {c.score:.3f}" for c in decision.candidates[1:])
             click.echo(f"{path:<{width}}  {decision.answer:<12}  score {decision.score:.3f}"
-                       + (f"  (next: {others})" if others else ""))
+                       + _identify_note(decision))
     click.echo(f"threshold {decisions[0].threshold:.3f}, backend {embedder.device_description}")
+
+
+def _identify_note(decision) -> str:
+    """What follows a 1:N line's score: the runners-up of an accepted answer, or for an
+    ``unknown`` everything needed to see why: the nearest identities, the best included
+    (its name is not on the line), and a margin rejection (otherwise only in --json)."""
+    if decision.accepted:
+        others = ", ".join(f"{c.identity} {c.score:.3f}" for c in decision.candidates[1:])
+        return f"  (next: {others})" if others else ""
+    notes = []
+    nearest = ", ".join(f"{c.identity} {c.score:.3f}" for c in decision.candidates)
+    if nearest:
+        notes.append(f"nearest: {nearest}")
+    if decision.margin is not None and decision.required_margin is not None \
+            and decision.margin < decision.required_margin:
+        notes.append(f"margin {decision.margin:.3f} < {decision.required_margin:g}")
+    return f"  ({'; '.join(notes)})" if notes else ""
 
 
 def _verify_camera(embedder, gallery: str, identity: str | None, threshold: float | None,

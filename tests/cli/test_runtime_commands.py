@@ -475,3 +475,27 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path, tiny_model, people):
     error = child.stderr.read().decode()
     child.wait(timeout=60)
     assert "error" not in error and "Traceback" not in error, error
+
+
+def test_identify_text_says_why_a_probe_is_unknown(tmp_path):
+    # an unknown answer dropped the best candidate's name ("next:" listed only the others)
+    # and a margin rejection showed only in --json
+    root = Path(__file__).resolve().parents[2] / "models"
+    model, probes = root / "fashion-mnist.onnx", root / "samples" / "probes"
+    gallery = tmp_path / "twins.sqlite"
+    for name in ("alice", "bob"):  # one image each: no margin between them
+        assert run("enroll", "-m", model, "-g", gallery, name,
+                   probes / "probe-05-bag.png").exit_code == 0
+    result = run("verify", "-m", model, "-g", gallery, "--margin", "0.05",
+                 probes / "probe-05-bag.png")
+    assert result.exit_code == 0, result.output
+    line = result.output.splitlines()[0]
+    assert " unknown " in line and "nearest: " in line and "margin 0.000 < 0.05" in line
+    assert "alice 1.000" in line and "bob 1.000" in line  # the best one included
+    result = run("verify", "-m", model, "-g", gallery, "--threshold", "1.5",
+                 probes / "probe-05-bag.png", probes / "probe-11-shirt.png")
+    for line in result.output.splitlines()[:2]:  # below the threshold, no margin asked
+        assert " unknown " in line and "(nearest: alice " in line and "margin" not in line
+    result = run("verify", "-m", model, "-g", gallery, probes / "probe-05-bag.png")
+    line = result.output.splitlines()[0]  # an accepted answer keeps its format
+    assert line.split()[1] in ("alice", "bob") and "  (next: " in line and "nearest" not in line
