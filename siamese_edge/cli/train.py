@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from siamese_edge.cli.options import json_option, print_json
+from siamese_edge.cli.options import EXIT_PARTIAL, json_option, print_json, warn
 
 
 def _size(value: str | None) -> tuple[int | None, int | None]:
@@ -119,6 +119,7 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
     """
     try:
         from siamese_edge.training.config import TrainConfig
+        from siamese_edge.training.trainer import threshold_caveat
         from siamese_edge.training.trainer import train as run_training
     except ImportError as exc:
         from siamese_edge.errors import MissingDependencyError
@@ -168,10 +169,20 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
         raise click.UsageError("--resume and --overwrite exclude each other")
     result = run_training(config, progress, resume=resume, overwrite=overwrite)
     info = result.info
+    caveat = threshold_caveat(info)
     if as_json:
-        print_json({"run_dir": str(result.run_dir), **info, "log": result.log})
-        return
-    click.echo(f"wrote {result.run_dir} (best epoch {info['best_epoch']}, validation EER "
-               f"{info['val_eer']:.4f}, AUC {info['val_auc']:.4f}, threshold "
-               f"{info['threshold']:.3f}, {info['seconds']:.0f}s)")
-    click.echo(f"next: siamese-edge export {result.run_dir} --out model.onnx")
+        print_json({"run_dir": str(result.run_dir), **info, "threshold_caveat": caveat,
+                    "log": result.log})
+    else:
+        click.echo(f"wrote {result.run_dir} (best epoch {info['best_epoch']}, validation EER "
+                   f"{info['val_eer']:.4f}, AUC {info['val_auc']:.4f}, threshold "
+                   f"{info['threshold']:.3f}, {info['seconds']:.0f}s)")
+        if caveat:
+            warn(caveat)
+        for line in info.get("data_warnings", []):
+            warn(f"skipped {line}")
+        if info.get("data_skipped"):
+            warn(f"{info['data_skipped']} unreadable image(s) left out of training")
+        click.echo(f"next: siamese-edge export {result.run_dir} --out model.onnx")
+    if info.get("data_skipped"):  # trained on what could be read, as enroll --from-dir
+        raise SystemExit(EXIT_PARTIAL)

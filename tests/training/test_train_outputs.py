@@ -1,5 +1,7 @@
 """Where train may write: a run directory that cannot be made is a one-line error, at once."""
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -50,3 +52,26 @@ def test_the_collapse_warning_suggests_only_options_not_in_effect(options, not_s
         assert option not in message
     if config.loss == "triplet":
         assert "--loss contrastive" in message
+
+
+def test_train_names_skipped_images_exits_3_and_warns_about_its_threshold(tmp_path):
+    from model_factory import write_random_people
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    (people / "a" / "broken.png").write_bytes(b"\x89PNG garbage")
+    base = ["train", str(people), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size",
+            "8", "--k-per-identity", "2", "--threads", "1"]
+    result = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "r")])
+    # it trained on the rest and said nothing: every other command names what it skipped
+    assert result.exit_code == 3, result.output
+    assert "skipped " in result.output and "broken.png" in result.output
+    assert "1 unreadable image(s) left out of training" in result.output
+    # four identities: validation holds out images, not identities, so the threshold is
+    # measured on identities the model trained on
+    assert "Calibrate it on held-out identities" in result.output
+    (people / "a" / "broken.png").unlink()
+    held_out = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "s"), "--val-split",
+                                        "identity", "--val-fraction", "0.5", "--json"])
+    assert held_out.exit_code == 0, held_out.output
+    doc = json.loads(held_out.output[held_out.output.index("{"):])
+    assert doc["threshold_caveat"] is None and doc["data_skipped"] == 0
