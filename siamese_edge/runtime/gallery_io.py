@@ -296,6 +296,11 @@ def _reembed_into(embedder, source: Gallery, target: Path, on_duplicate: str) ->
                 if template.source is None:
                     report.missing.append((name, template.id, "no source image recorded"))
                     continue
+                if _captured_frame(template.source):
+                    report.missing.append((name, template.id, f"{template.source}: a camera "
+                                           f"frame, not kept as an image; enroll {name!r} "
+                                           f"again"))
+                    continue
                 try:
                     images.append(read_image(template.source))
                     kept.append(template)
@@ -310,6 +315,12 @@ def _reembed_into(embedder, source: Gallery, target: Path, on_duplicate: str) ->
                        allow_empty=True)
             report.reembedded[name] = len(kept)
     return report
+
+
+def _captured_frame(source: str) -> bool:
+    """``SRC#N``: frame N of a camera or video (``enroll --camera``), not an image file."""
+    base, sep, frame = source.rpartition("#")
+    return bool(sep) and frame.isdecimal() and not Path(source).is_file()
 
 
 def _remove_gallery_file(path: Path) -> None:

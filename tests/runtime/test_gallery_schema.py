@@ -373,3 +373,12 @@ def test_float16_templates_are_read_back_unit_length(tmp_path):
             np.testing.assert_allclose(np.linalg.norm(read, axis=1), 1, atol=1e-6)
         # a probe equal to what was enrolled scores at most 1 (float32 rounding aside)
         assert (g.matrix().embeddings * vectors).sum(axis=1).max() <= 1 + 1e-6
+
+
+def test_reembed_says_a_camera_frame_has_no_image_to_read(tmp_path):
+    with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
+        source.enroll("cam", unit([[1, 0, 0, 0]]), [f"{tmp_path}/v.avi#0"])
+        report = reembed_gallery(SteadyEmbedder(), source, tmp_path / "new.sqlite")
+    (missing,) = report.missing
+    assert "a camera frame, not kept as an image; enroll 'cam' again" in missing[2]
+    assert report.reembedded == {"cam": 0}  # the identity is kept, to be enrolled again
