@@ -265,6 +265,10 @@ def format_event(event: dict) -> str:
         return (f"frame {event['frame']:>6}  {verdict:<6} {name:<20} {event['score']:.3f}  "
                 f"box={event['box']}  detect {lat['detect']:.1f} ms  "
                 f"embed {lat['embed']:.1f} ms")
+    if kind == "warning" and "message" in event:
+        # the message is a whole sentence for a person, like every other command's warnings
+        # (it used to read "warning: message=..."); its other fields are for --json
+        return f"warning: {event['message']}"
     details = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "time"))
     return f"{kind}: {details}" if details else str(kind)
 

@@ -142,7 +142,9 @@ def _verify_camera(embedder, gallery: str, identity: str | None, threshold: floa
             from siamese_edge.errors import UnknownIdentityError
 
             raise UnknownIdentityError(f"no identity named {identity!r} in {gallery}")
-        emit = print_json_line if as_json else (lambda event: click.echo(format_event(event)))
+        # text: warnings on stderr, as every command's, apart from the stream of decisions
+        emit = print_json_line if as_json else (lambda event: click.echo(
+            format_event(event), err=event.get("event") == "warning"))
         summary = run_camera_verify(embedder, matcher, camera, options, emit=emit)
     if as_json:
         print_json_line({"event": "summary", **summary})

@@ -75,3 +75,10 @@ def test_camera_modules_import_without_torch():
             "import siamese_edge.camera.enroll_capture\n"
             "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_warning_reads_as_a_sentence():
+    event = {"event": "warning", "time": 1.0, "message": "--show: no display"}
+    assert format_event(event) == "warning: --show: no display"  # was "message=--show: ..."
+    assert format_event({"event": "stream_lost", "time": 1.0, "frames": 3}) == \
+        "stream_lost: frames=3"

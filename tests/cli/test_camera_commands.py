@@ -205,3 +205,13 @@ def test_enroll_and_verify_camera_cut_the_same_region_by_default(tmp_path, galle
         text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
         assert re.search(r"--roi TEXT .*?\[default: (\w+)\]", text).group(1) == "whole", \
             command
+
+
+def test_camera_warnings_are_sentences_on_stderr(tmp_path, gallery):
+    clip = video(tmp_path / "v.avi", [read_image(SAMPLES / "probes" / "probe-03-sneaker.png")],
+                 3)
+    result = CliRunner().invoke(cli, ["verify", "-m", str(MODEL), "-g", gallery, "--camera",
+                                      str(clip), "--roi", "5000,5000,10,10"])
+    assert "warning: --roi 5000,5000,10,10 lies outside the 112x112 frame" in \
+        result.stderr.splitlines()[0]  # it printed "warning: message=--roi ..." on stdout
+    assert "message=" not in result.output and "warning" not in result.stdout
