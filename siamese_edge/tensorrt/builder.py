@@ -250,6 +250,7 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         except ImportError:
             notes.append("op-support check skipped: the onnx package is not installed")
     trt = load_tensorrt(options.tensorrt_module)
+    notes = [n for n in notes if _opset_note_applies(n, trt)]
     started = time.time()
 
     sample = None
@@ -369,6 +370,17 @@ def _move_engine(source: Path, target: Path) -> None:
 
     os.replace(sidecar_path(source), sidecar_path(target))
     os.replace(source, target)
+
+
+def _opset_note_applies(note: str, trt) -> bool:
+    """An "opset N is above what TensorRT X parses" note is for that TensorRT only: shown
+    on every build, it told desktop and TensorRT-RTX users to re-export for JetPack 5."""
+    version = str(getattr(trt, "__version__", ""))
+    if "TensorRT 8.5" in note:
+        return trt.__name__ == "tensorrt" and version.startswith("8.")
+    if "TensorRT 10.0" in note:
+        return trt.__name__ == "tensorrt" and version.startswith("10.0")
+    return True
 
 
 def written_paths(engine_path: str | os.PathLike[str]) -> list[Path]:
