@@ -154,7 +154,9 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
         stop: set from another thread to stop cleanly.
 
     Returns:
-        The summary (``frames``, ``fps``, ``latency_ms`` p50/p99 per stage, ``stopped_by``).
+        The summary of :func:`~siamese_edge.camera.loop.run_loop` plus ``source``, ``roi``
+        (``options.roi``, or the class name of ``detector``) and, when no region was
+        verified at all, ``warning`` (one sentence saying so; the CLI exits 3 then).
 
     Raises:
         CameraError: the source cannot be opened, or ended before its first frame;
@@ -162,6 +164,7 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
     """
     parsed = parse_source(source)
     voter = KOfNVoter.parse(options.vote)
+    custom_detector = detector
     detector = detector or detector_from_roi(options.roi)
     emit = _serialised(emit)
     sinks: list = []
@@ -197,6 +200,15 @@ def run_camera_verify(embedder: Embedder, matcher: FrameMatcher, source: str | i
 
         raise CameraError(f"--camera {parsed.text}: the source ended before its first frame "
                           f"(an empty video, or a stream that sent nothing)")
+    summary["roi"] = options.roi if custom_detector is None else type(custom_detector).__name__
+    if summary["regions"] == 0:
+        # A run that verified nothing looked like a success (only "regions": 0 told): say
+        # why, with the region asked for, e.g. --roi face on frames without a face.
+        summary["warning"] = (
+            f"nothing was verified: no region (--roi {summary['roi']}) in any of the "
+            f"{summary['frames']} frames" if summary["frames"] else
+            f"nothing was verified: no frame was processed before the run stopped "
+            f"({summary['stopped_by']})")
     return summary
 
 

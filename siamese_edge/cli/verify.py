@@ -6,8 +6,8 @@ import click
 
 from siamese_edge.cli.options import (
     check_roi, check_vote, parsed_by,
-    FiniteFloat, backend_options, batch_option, gallery_option, json_option, model_option,
-    open_embedder, print_json, print_json_line,
+    EXIT_PARTIAL, FiniteFloat, backend_options, batch_option, gallery_option, json_option, model_option,
+    open_embedder, print_json, print_json_line, warn,
 )
 
 
@@ -150,3 +150,10 @@ def _verify_camera(embedder, gallery: str, identity: str | None, threshold: floa
         print_json_line({"event": "summary", **summary})
     else:
         click.echo(format_summary(summary))
+        if "warning" in summary:
+            warn(summary["warning"])
+    if summary["regions"] == 0:
+        # Not 0: nothing was verified, which a script must tell from "verified, nobody
+        # accepted". Not 1: the run itself worked and its summary (and --output video) is
+        # valid. 3, "done with what could be read": every frame read was passed over.
+        raise SystemExit(EXIT_PARTIAL)

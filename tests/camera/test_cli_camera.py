@@ -82,3 +82,16 @@ def test_a_warning_reads_as_a_sentence():
     assert format_event(event) == "warning: --show: no display"  # was "message=--show: ..."
     assert format_event({"event": "stream_lost", "time": 1.0, "frames": 3}) == \
         "stream_lost: frames=3"
+
+
+def test_a_run_stopped_before_any_frame_says_nothing_was_verified(embedder, matcher_factory,
+                                                                  video):
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    summary = run_camera_verify(embedder, matcher_factory(), str(video), CameraOptions(),
+                                lambda e: None, stop=stop)
+    assert summary["frames"] == 0 and summary["roi"] == "whole"
+    assert summary["warning"] == ("nothing was verified: no frame was processed before the "
+                                  "run stopped (stop)")

@@ -215,3 +215,25 @@ def test_camera_warnings_are_sentences_on_stderr(tmp_path, gallery):
     assert "warning: --roi 5000,5000,10,10 lies outside the 112x112 frame" in \
         result.stderr.splitlines()[0]  # it printed "warning: message=--roi ..." on stdout
     assert "message=" not in result.output and "warning" not in result.stdout
+
+
+@pytest.mark.parametrize("roi", ["face", "5000,5000,10,10"])
+def test_a_camera_run_that_verified_nothing_says_so(tmp_path, gallery, roi):
+    # no face in these frames / a fixed region off the frame: it printed a summary and
+    # exited 0, like a run that verified every frame ("regions": 0 was only in --json)
+    clip = video(tmp_path / "v.avi", [read_image(SAMPLES / "probes" / "probe-03-sneaker.png")],
+                 4)
+    base = ["verify", "-m", str(MODEL), "-g", gallery, "--camera", str(clip), "--roi", roi]
+    result = CliRunner().invoke(cli, base)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines()[-1] == \
+        f"warning: nothing was verified: no region (--roi {roi}) in any of the 4 frames"
+    assert any(line.startswith("4 frames in") for line in result.stdout.splitlines())
+    result = CliRunner().invoke(cli, [*base, "--json"])
+    assert result.exit_code == 3
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["regions"] == 0
+    assert summary["roi"] == roi and f"(--roi {roi})" in summary["warning"]
+    result = CliRunner().invoke(cli, [*base[:-1], "whole", "--json"])
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert result.exit_code == 0 and summary["regions"] == 4 and "warning" not in summary
