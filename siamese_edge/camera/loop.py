@@ -81,7 +81,21 @@ def run_loop(grabber: FrameGrabber, embedder: Embedder, matcher: FrameMatcher,
 
     Returns:
         The summary dict (``"event": "summary"``); Ctrl-C (KeyboardInterrupt) ends the loop
-        cleanly with ``stopped_by: "interrupt"``.
+        cleanly with ``stopped_by: "interrupt"``. Its counters:
+
+        - ``frames``: frames processed (detected, embedded, matched, voted on);
+        - ``regions``: decisions made, one per region found (0: nothing was verified);
+        - ``frames_read``: frames the capture thread read from the source, which is
+          ``frames + frames_skipped + frames_unprocessed``;
+        - ``frames_skipped``: live sources only, stale frames dropped because a newer one
+          came before the loop was ready (inference slower than the camera);
+        - ``frames_unprocessed``: read but never processed because the run stopped first
+          (frames a file was decoded ahead, the newest frame of a live source, a frame
+          interrupted by Ctrl-C);
+        - ``reopens``: times a lost stream was reopened;
+        - ``duration_s``, ``fps`` (``frames`` per second), ``latency_ms`` (p50/p99/mean
+          per stage over processed frames) and ``stopped_by`` (``end``, ``max_frames``,
+          ``duration``, ``stop`` or ``interrupt``).
     """
     latencies = StageLatencies()
     frames = regions = 0
@@ -162,8 +176,12 @@ def run_loop(grabber: FrameGrabber, embedder: Embedder, matcher: FrameMatcher,
         for sink in sinks:
             sink.close()
     elapsed = time.perf_counter() - started
+    # Read once: a capture thread that outlived stop()'s join could still count, and the
+    # three frame counters must add up to frames_read.
+    read, skipped = grabber.frames_read, grabber.frames_skipped
     return {"event": "summary", "frames": frames, "regions": regions,
-            "frames_read": grabber.frames_read, "frames_skipped": grabber.frames_skipped,
+            "frames_read": read, "frames_skipped": skipped,
+            "frames_unprocessed": max(0, read - frames - skipped),
             "reopens": grabber.reopen_count, "duration_s": round(elapsed, 3),
             "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
             "latency_ms": latencies.summary(), "stopped_by": stopped_by}

@@ -272,3 +272,25 @@ def test_a_fixed_region_outside_the_frame_is_warned_about_once(embedder, matcher
     assert summary["regions"] == 0 and summary["frames"] > 1
     _, events, _ = run(embedder, matcher_factory(), scripted_video, roi="0,0,10,10")
     assert not [e for e in events if e["event"] == "warning"]
+
+
+def frames_add_up(summary) -> bool:
+    return summary["frames_read"] == (summary["frames"] + summary["frames_skipped"]
+                                      + summary["frames_unprocessed"])
+
+
+def test_the_frame_counters_add_up(embedder, matcher_factory, scripted_video):
+    # --max-frames 3 on a file said frames_read 8, frames 3, frames_skipped 0: the frames
+    # decoded ahead and never processed were counted nowhere
+    _, _, summary = run(embedder, matcher_factory(), scripted_video, max_frames=3)
+    assert summary["frames"] == 3 and summary["frames_skipped"] == 0
+    assert summary["frames_unprocessed"] > 0 and frames_add_up(summary)
+    _, _, summary = run(embedder, matcher_factory(), scripted_video)  # to the end
+    assert summary["frames_read"] == summary["frames"] == len(SCRIPT)
+    assert summary["frames_unprocessed"] == 0 and frames_add_up(summary)
+    camera = FakeCamera(period_s=0.002)  # live and slower inference: frames are dropped
+    grabber = FrameGrabber(camera.open, live=True).start()
+    with embedder:
+        summary = run_loop(grabber, embedder, SlowMatcher(matcher_factory(), 0.02),
+                           WholeFrame(), KOfNVoter(1, 1), lambda e: None, max_frames=5)
+    assert summary["frames"] == 5 and summary["frames_skipped"] > 0 and frames_add_up(summary)
