@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from siamese_edge.cli.engine import build_from_options, echo_engine_report, engine_build_options
-from siamese_edge.cli.options import FiniteFloat, json_option, print_json
+from siamese_edge.cli.options import FiniteFloat, json_option, print_json, warn
 
 
 @click.command("export")
@@ -46,6 +46,15 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
     within --tolerance. An engine gets a sidecar JSON and a decision-parity check.
     """
     document: dict = {}
+    unused = [flag for flag, value in (("--precision", precision), ("--batch", batch),
+                                       ("--workspace", workspace_mb), ("--calib", calib_dir))
+              if value is not None]
+    if unused and not engine:
+        raise click.UsageError(f"{', '.join(unused)} set(s) the TensorRT engine: add "
+                               f"--engine OUT.engine, or drop it")
+    if target and not engine:  # only its opset applies to the ONNX (stderr: JSON stays clean)
+        warn(f"--target {target}: its engine settings apply with --engine OUT.engine; "
+             f"without it only the target's opset is used")
     if Path(source).is_dir():
         if not out:
             raise click.UsageError("--out MODEL.onnx is required to export a run directory")

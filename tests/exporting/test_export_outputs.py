@@ -125,3 +125,14 @@ def test_the_smallest_images_train_accepts_export_within_tolerance(tmp_path):
     for seed in range(3):  # the parity batches differ with the seed
         report = export_run(tmp_path / "r", tmp_path / f"m{seed}.onnx", seed=seed)
         assert report.max_abs_diff <= report.tolerance
+
+
+def test_engine_settings_without_an_engine_are_said_not_dropped(tiny_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(out),
+                                      "--precision", "fp16"])
+    assert result.exit_code == 2 and "--engine" in result.output and not out.exists()
+    result = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(out), "--target",
+                                      "jetson-jp5-fp16"])
+    assert result.exit_code == 0, result.output  # the ONNX, at the target's opset
+    assert "only the target's opset is used" in result.output
