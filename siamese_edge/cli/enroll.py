@@ -94,11 +94,13 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
                        f"({counts.get(identity, added)} in gallery)")
         for path, error in report.failures:
             warn(f"skipped {error}" if error.startswith(path) else f"skipped {path}: {error}")
+        # the last line names the backend that embedded, as every command's result does
+        backend = f"backend {embedder.device_description}"
         if report.enrolled or Path(gallery).exists():
             click.echo(f"{gallery}: {len(counts)} identities, {sum(counts.values())} "
-                       f"templates")
+                       f"templates, {backend}")
         else:
-            click.echo(f"nothing enrolled; {gallery} was not created")
+            click.echo(f"nothing enrolled; {gallery} was not created, {backend}")
     if report.failures:
         raise SystemExit(EXIT_PARTIAL)
 
@@ -122,7 +124,8 @@ def _enroll_camera(model: str, gallery: str, camera: str, name: str, samples: in
     stored = next(iter(report.enrolled))
     if as_json:  # one JSON line, after the capture's event lines
         print_json_line({"event": "enrolled", "enrolled": report.enrolled, "gallery": gallery,
-                         "source": camera})
-    else:
+                         "source": camera, "backend": embedder.device_description})
+    else:  # the backend that embedded, as every command's result names it
         click.echo(f"enrolled {stored}: {added} template(s) from {camera} "
-                   f"({counts.get(stored, added)} in gallery)")
+                   f"({counts.get(stored, added)} in gallery), backend "
+                   f"{embedder.device_description}")

@@ -66,6 +66,7 @@ def test_enroll_camera_then_verify(tmp_path, gallery):
                                       "whole"])
     assert result.exit_code == 0, result.output
     assert "enrolled kicks: 3 template(s)" in result.output
+    assert "in gallery), backend onnxruntime" in result.output.splitlines()[-1]  # had none
     result = CliRunner().invoke(cli, ["enroll", "-m", str(MODEL), "-g", gallery, "--camera",
                                       str(clip), "--name", "more", "--samples", "9", "--roi",
                                       "whole"])
@@ -106,6 +107,7 @@ def test_enroll_camera_honours_metadata_duplicates_and_json(tmp_path, gallery):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]  # every line is JSON
     assert lines[-1]["enrolled"] == {"kit": 2}
+    assert lines[-1]["backend"].startswith("onnxruntime")
     shown = json.loads(CliRunner().invoke(cli, ["gallery", "show", "-g", gallery, "kit",
                                                 "--json"]).output)
     assert shown["metadata"] == {"desk": 4}

@@ -499,3 +499,12 @@ def test_identify_text_says_why_a_probe_is_unknown(tmp_path):
     result = run("verify", "-m", model, "-g", gallery, probes / "probe-05-bag.png")
     line = result.output.splitlines()[0]  # an accepted answer keeps its format
     assert line.split()[1] in ("alice", "bob") and "  (next: " in line and "nearest" not in line
+
+
+def test_enroll_names_its_backend(tmp_path, tiny_model, people):
+    # "Each result says which backend ran": enroll's text output did not
+    gallery = tmp_path / "g.sqlite"
+    for args in (["--from-dir", people], ["dan", people / "ann" / "0.png"]):
+        result = run("enroll", "-m", tiny_model, "-g", gallery, *args)
+        assert result.exit_code == 0, result.output
+        assert "templates, backend onnxruntime" in result.output.splitlines()[-1]
