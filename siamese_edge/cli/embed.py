@@ -18,12 +18,13 @@ from siamese_edge.errors import InvalidInputError
 @model_option
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="Output .npz: embeddings, paths, labels (folder names), model_fingerprint.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists (an .npz).")
 @backend_options
 @batch_option
 @json_option
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: bool,
-           rebuild_stale: bool, batch_size: int, as_json: bool,
+def embed(model: str, out: str, overwrite: bool, backend: str, engine: str | None,
+          require_gpu: bool, rebuild_stale: bool, batch_size: int, as_json: bool,
           inputs: tuple[str, ...]) -> None:
     """Embed every image in INPUTS (files, or folders searched recursively).
 
@@ -40,7 +41,7 @@ def embed(model: str, out: str, backend: str, engine: str | None, require_gpu: b
     out_path = Path(out)
     if not out_path.parent.is_dir():  # found out before the images are embedded, not after
         raise InvalidInputError(f"--out {out}: folder {out_path.parent} does not exist")
-    check_replaceable_archive(out_path)  # never over the model, a gallery, an image
+    check_replaceable_archive(out_path, overwrite)  # never over a model, gallery or image
     with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         result = embed_inputs(embedder, inputs)
         _save(result, out_path, embedder.info.fingerprint)

@@ -131,14 +131,15 @@ def remove(gallery: str, template: int | None, as_json: bool, name: str) -> None
 
 @gallery.command("export")
 @gallery_option
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists (an earlier export).")
 @json_option
 @click.argument("file", type=click.Path(dir_okay=False))
-def export(gallery: str, as_json: bool, file: str) -> None:
+def export(gallery: str, overwrite: bool, as_json: bool, file: str) -> None:
     """Write every identity and template to FILE (.npz, no pickle; see gallery_io)."""
     from siamese_edge.runtime.gallery_io import export_gallery
 
     with _open(gallery) as store:
-        counts = export_gallery(store, file)
+        counts = export_gallery(store, file, overwrite)
     if as_json:
         print_json({"file": file, **counts})
     else:

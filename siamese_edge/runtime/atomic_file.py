@@ -37,9 +37,10 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
-def check_replaceable_archive(out: str | os.PathLike[str]) -> None:
+def check_replaceable_archive(out: str | os.PathLike[str], overwrite: bool = True) -> None:
     """Refuse ``out`` when it exists and is not an ``.npz`` archive (nor empty): a model, a
-    gallery or an image there would be destroyed by an archive written over it. Raises
+    gallery or an image there would be destroyed by an archive written over it; and, unless
+    ``overwrite``, any existing file (a backup replaced unasked is a backup lost). Raises
     InvalidInputError; an unreadable file is left for the write to report."""
     out = Path(out)
     if not out.exists():
@@ -55,3 +56,5 @@ def check_replaceable_archive(out: str | os.PathLike[str]) -> None:
         raise InvalidInputError(f"{out}: exists and is not an .npz archive (a model, a "
                                 f"gallery, an image?); writing there would destroy it, "
                                 f"choose another file")
+    if not overwrite:
+        raise InvalidInputError(f"{out} exists; --overwrite replaces it")

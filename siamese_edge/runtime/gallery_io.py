@@ -41,14 +41,16 @@ FORMAT = "siamese-edge-gallery"
 FORMAT_VERSION = 1
 
 
-def export_gallery(gallery: Gallery, out: str | os.PathLike[str]) -> dict[str, int]:
+def export_gallery(gallery: Gallery, out: str | os.PathLike[str],
+                   overwrite: bool = False) -> dict[str, int]:
     """Write every identity and template of ``gallery`` to ``out`` (.npz); returns counts.
+    An existing ``out`` (an earlier export) is replaced only with ``overwrite``.
 
     Raises:
         InvalidInputError: ``out`` is a database (the gallery itself, or another one): an
             export written there would destroy it; or ``out`` cannot be written.
     """
-    _check_export_target(gallery, Path(out))
+    _check_export_target(gallery, Path(out), overwrite)
     dim = gallery.embedding_dim
     dtype = np.float16 if gallery.template_dtype == "float16" else np.float32
     with gallery.snapshot():  # one state, whatever other processes change meanwhile
@@ -88,7 +90,7 @@ def export_gallery(gallery: Gallery, out: str | os.PathLike[str]) -> dict[str, i
     return {"identities": len(names), "templates": len(records)}
 
 
-def _check_export_target(gallery: Gallery, out: Path) -> None:
+def _check_export_target(gallery: Gallery, out: Path, overwrite: bool) -> None:
     if not out.exists():
         return
     if out.is_dir():
@@ -103,7 +105,7 @@ def _check_export_target(gallery: Gallery, out: Path) -> None:
         raise InvalidInputError(f"{out}: is {'the gallery itself' if same else 'a database'}; "
                                 f"an export written there would destroy it, choose another "
                                 f"file")
-    check_replaceable_archive(out)
+    check_replaceable_archive(out, overwrite)
 
 
 @dataclass

@@ -243,4 +243,10 @@ def test_export_never_writes_over_a_database_and_bad_paths_are_one_line(gallery,
     assert "cannot write the export" in result.output and "Traceback" not in result.output
     out = tmp_path / "x.npz"
     assert run("gallery", "export", "-g", gallery, out).exit_code == 0
-    assert run("gallery", "export", "-g", gallery, out).exit_code == 0  # an export: replaced
+    before = out.read_bytes()
+    result = run("gallery", "export", "-g", gallery, out)  # a backup is not replaced unasked
+    assert result.exit_code == 1 and "--overwrite replaces it" in result.output
+    assert out.read_bytes() == before
+    assert run("gallery", "export", "-g", gallery, out, "--overwrite").exit_code == 0
+    result = run("gallery", "export", "-g", gallery, tiny_model, "--overwrite")
+    assert result.exit_code == 1 and "not an .npz archive" in result.output  # never that

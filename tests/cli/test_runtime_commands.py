@@ -408,7 +408,9 @@ def test_embed_writes_exactly_out_and_refuses_bad_out_in_one_line(tmp_path, tiny
     assert result.exit_code != 0 and "does not exist" in result.output
     assert not isinstance(result.exception, OSError)
 
-    assert run("embed", "-m", tiny_model, "--out", out, people).exit_code == 0  # an .npz: ok
+    result = run("embed", "-m", tiny_model, "--out", out, people)
+    assert result.exit_code == 1 and "--overwrite replaces it" in result.output
+    assert run("embed", "-m", tiny_model, "--out", out, people, "--overwrite").exit_code == 0
 
     gallery = tmp_path / "g.sqlite"
     assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people).exit_code == 0
@@ -420,7 +422,8 @@ def test_embed_writes_exactly_out_and_refuses_bad_out_in_one_line(tmp_path, tiny
         assert target.read_bytes() == before
     empty = people / "ann" / "empty.png"  # an empty file is no archive, but is an input
     empty.touch()
-    result = run("embed", "-m", tiny_model, "--out", empty, empty, people / "ann" / "0.png")
+    result = run("embed", "-m", tiny_model, "--out", empty, empty, people / "ann" / "0.png",
+                 "--overwrite")
     assert result.exit_code == 1 and "input images" in result.output
 
 
@@ -434,7 +437,7 @@ def test_embed_skips_unreadable_images_writes_the_rest_and_exits_3(tmp_path, tin
     assert doc["count"] == 6 and [f["file"] for f in doc["failures"]] == [
         str(people / "ann" / "broken.png")]
     assert len(np.load(out, allow_pickle=False)["paths"]) == 6
-    result = run("embed", "-m", tiny_model, "--out", out, people)
+    result = run("embed", "-m", tiny_model, "--out", out, people, "--overwrite")
     assert result.exit_code == 3 and "skipped" in result.output
     assert "Traceback" not in result.output
 
