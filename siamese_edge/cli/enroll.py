@@ -92,6 +92,10 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
         for identity, added in report.enrolled.items():
             click.echo(f"enrolled {identity}: {added} template(s) "
                        f"({counts.get(identity, added)} in gallery)")
+        for identity, count in report.already.items():
+            if count:
+                click.echo(f"{identity}: {count} image(s) already enrolled from the same "
+                           f"file(s), not added again")
         for path, error in report.failures:
             warn(f"skipped {error}" if error.startswith(path) else f"skipped {path}: {error}")
         # the last line names the backend that embedded, as every command's result does

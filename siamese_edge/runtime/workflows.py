@@ -31,9 +31,11 @@ class EnrollReport:
 
     enrolled: dict[str, int] = field(default_factory=dict)  # identity -> templates added
     failures: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    #: identity -> images not added again: the same file, giving the same embedding
+    already: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"enrolled": self.enrolled,
+        return {"enrolled": self.enrolled, "already_enrolled": self.already,
                 "failures": [{"file": f, "error": e} for f, e in self.failures]}
 
 
@@ -124,6 +126,14 @@ def store_enrolments(gallery: Gallery, enrolments: Sequence[Enrolment],
     identity already enrolled is reported in ``failures`` and skipped."""
     report = EnrollReport(failures=list(failures))
     for enrolment in enrolments:
+        new = _not_yet_enrolled(gallery, enrolment) if on_duplicate == "add" else None
+        if new is not None:
+            report.already[enrolment.name] = len(enrolment.embeddings) - len(new)
+            if not len(new):
+                continue
+            enrolment = Enrolment(enrolment.name, enrolment.embeddings[new],
+                                  [enrolment.sources[i] for i in new], enrolment.metadata,
+                                  enrolment.origin)
         try:
             gallery.enroll(enrolment.name, enrolment.embeddings, sources=enrolment.sources,
                            metadata=enrolment.metadata, on_duplicate=on_duplicate)
@@ -132,6 +142,33 @@ def store_enrolments(gallery: Gallery, enrolments: Sequence[Enrolment],
             continue
         report.enrolled[enrolment.name] = len(enrolment.embeddings)
     return report
+
+
+#: a stored template and a new embedding this close are the same image, embedded again
+SAME_IMAGE_SCORE = 0.99999
+
+
+def _not_yet_enrolled(gallery: Gallery, enrolment: Enrolment) -> list[int] | None:
+    """Indices of ``enrolment``'s images that are not already templates of its identity
+    (same source file, same embedding): enrolling a folder again after adding photos adds
+    only the new ones, instead of a second copy of every template, which would skew
+    mean-of-top-k scores. None when the identity is new. A file replaced by another photo
+    embeds differently and is added; camera frames (no file) are always added."""
+    if enrolment.name not in gallery:
+        return None
+    stored = {}
+    for template in gallery.templates(enrolment.name):
+        if template.source and Path(template.source).is_file():
+            stored.setdefault(template.source, []).append(template.id)
+    keep = []
+    for i, source in enumerate(enrolment.sources):
+        ids = stored.get(source)
+        if ids:
+            scores = gallery.embeddings(ids) @ enrolment.embeddings[i]
+            if float(np.max(scores)) >= SAME_IMAGE_SCORE:
+                continue
+        keep.append(i)
+    return keep
 
 
 def enroll_files(embedder: Embedder, gallery: Gallery, name: str,

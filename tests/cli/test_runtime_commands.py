@@ -511,3 +511,22 @@ def test_enroll_names_its_backend(tmp_path, tiny_model, people):
         result = run("enroll", "-m", tiny_model, "-g", gallery, *args)
         assert result.exit_code == 0, result.output
         assert "templates, backend onnxruntime" in result.output.splitlines()[-1]
+
+
+def test_enrolling_a_folder_again_adds_only_new_images(tmp_path, tiny_model, people):
+    # a second run used to add a second copy of every template (skewing mean-of-top-k)
+    import shutil
+
+    gallery = tmp_path / "g.sqlite"
+    assert run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people).exit_code == 0
+    again = run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people, "--json")
+    assert again.exit_code == 0, again.output
+    doc = json.loads(again.output)
+    assert doc["enrolled"] == {} and doc["already_enrolled"] == {"ann": 2, "ben": 2, "cat": 2}
+    assert doc["identities"] == {"ann": 2, "ben": 2, "cat": 2}
+    shutil.copy(people / "ben" / "0.png", people / "ann" / "2.png")  # a new photo of ann
+    shutil.copy(people / "cat" / "1.png", people / "ann" / "0.png")  # and one replaced
+    doc = json.loads(run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", people,
+                         "--json").output)
+    assert doc["enrolled"] == {"ann": 2} and doc["already_enrolled"]["ann"] == 1
+    assert doc["identities"]["ann"] == 4
