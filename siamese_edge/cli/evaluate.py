@@ -131,12 +131,15 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
                 plots, genuine, impostor, report.threshold_at_target or report.eer_threshold)
         except OSError as exc:  # the numbers are still printed; the error comes after them
             plot_error = f"--plots {plots}: cannot write the plots ({exc.strerror or exc})"
-    if write_threshold:
-        if report.threshold_at_target is None:
-            from siamese_edge.evaluation import far_key
+    calibration_error = None
+    if write_threshold and report.threshold_at_target is None:
+        from siamese_edge.evaluation import far_key
 
-            raise InvalidInputError(f"too few impostor pairs to calibrate at FAR {target_far:g}"
-                                    f": {report.far_notes.get(far_key(target_far), '')}")
+        # the numbers are still printed (they were computed); the refusal comes after them
+        calibration_error = (f"too few impostor pairs to calibrate at FAR {target_far:g}: "
+                             f"{report.far_notes.get(far_key(target_far), '')}; the model "
+                             f"is unchanged")
+    elif write_threshold:
         store_threshold(model, report.threshold_at_target, target_far, report.tar_at_target,
                         data, report.impostor_pairs,
                         classes=report.extras["classes"] if wanted else None)
@@ -144,9 +147,9 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
     if as_json:
         print_json(doc)
     else:
-        _print_report(report, doc, target_far, write_threshold)
-    if plot_error:
-        raise InvalidInputError(plot_error)
+        _print_report(report, doc, target_far, write_threshold and not calibration_error)
+    if calibration_error or plot_error:
+        raise InvalidInputError(calibration_error or plot_error)
     skipped = report.extras["skipped_count"]
     if skipped:  # measured on what could be read; like embed, exit 3 says it was not all
         if not as_json:

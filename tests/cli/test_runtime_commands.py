@@ -457,10 +457,14 @@ def test_evaluate_plot_and_calibration_failures_are_one_line_after_the_numbers(t
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert json.loads(result.stdout)["auc"] >= 0  # the numbers came first, not lost
     assert "cannot write the plots" in result.output
+    before = Path(tiny_model).read_bytes()
     result = run("evaluate", "-m", tiny_model, people, "--far", "1e-9", "--write-threshold",
                  "--bootstrap", "0")
     assert result.exit_code == 1
-    assert "at FAR 1e-09: needs >= " in result.output and "{" not in result.output
+    assert "at FAR 1e-09: needs >= " in result.output
+    assert "ROC AUC" in result.stdout  # the numbers it computed are printed first
+    assert result.stderr.strip().splitlines()[-1].startswith("error: too few impostor")
+    assert Path(tiny_model).read_bytes() == before
 
 
 def test_a_reader_that_stops_early_is_no_error(tmp_path, tiny_model, people):
