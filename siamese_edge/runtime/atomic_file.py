@@ -37,6 +37,15 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
+def starts_like_an_archive(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` starts as a zip file (an ``.npz``) does; False when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) in _ZIP_STARTS
+    except OSError:
+        return False
+
+
 def check_replaceable_archive(out: str | os.PathLike[str], overwrite: bool = True) -> None:
     """Refuse ``out`` when it exists and is not an ``.npz`` archive (nor empty): a model, a
     gallery or an image there would be destroyed by an archive written over it; and, unless

@@ -34,7 +34,8 @@ import numpy as np
 
 from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.model_info import ModelInfo, Preprocessing
-from siamese_edge.runtime.atomic_file import check_replaceable_archive, replaced_on_success, same_file
+from siamese_edge.runtime.atomic_file import check_replaceable_archive, replaced_on_success, \
+    same_file, starts_like_an_archive
 from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, DuplicateIdentityError, Gallery
 
 FORMAT = "siamese-edge-gallery"
@@ -137,6 +138,9 @@ _REQUIRED = ("format", "format_version", "meta", "identity_names", "identity_cre
 
 def read_export(path: str | os.PathLike[str]) -> GalleryExport:
     """Load and validate an export file (never unpickles anything)."""
+    if Path(path).is_file() and not starts_like_an_archive(path):
+        # numpy would call any other file "pickled data": say what it is not
+        raise GalleryError(f"{path}: not a gallery export (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

@@ -209,6 +209,9 @@ def test_export_import_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(Exception, match="not a gallery export"):
         read_export(tmp_path / "bad.npz")
+    (tmp_path / "mk.py").write_text("print(1)\n")  # numpy called it "pickled data"
+    with pytest.raises(GalleryError, match=r"mk\.py: not a gallery export \(not an \.npz"):
+        read_export(tmp_path / "mk.py")
 
 
 def _exported(tmp_path, **changes):
