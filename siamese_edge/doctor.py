@@ -400,11 +400,14 @@ def run_probe(probe: Probe) -> Dict[str, Any]:
 
 
 # -- advice -------------------------------------------------------------------------------
-def _advice(backend: str, ready: bool, missing: str = "", fix: str = "") -> Dict[str, Any]:
+def _advice(backend: str, ready: bool, missing: str = "", fix: str = "",
+            note: str = "") -> Dict[str, Any]:
     entry: Dict[str, Any] = {"backend": backend, "ready": ready}
     if not ready:
         entry["missing"] = missing
         entry["fix"] = fix
+    elif note:  # ready as software, with something the user should still know
+        entry["note"] = note
     return entry
 
 
@@ -504,9 +507,14 @@ def advise(probes: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
                               "sudo apt-get install python3-opencv" if on_jetson else
                               "pip install 'opencv-python-headless<5'"))
     else:
+        cameras = probes.get("cameras", {})
+        none_seen = cameras.get("ok") and not cameras.get("devices") and not any(
+            v.get("status") == "works" for v in cameras.get("indexes", {}).values())
         advice.append(_advice("camera-usb", bool(cv.get("v4l2") or cv.get("ffmpeg")),
                               "OpenCV has neither V4L2 nor FFMPEG video I/O",
-                              "pip install --force-reinstall 'opencv-python-headless<5'"))
+                              "pip install --force-reinstall 'opencv-python-headless<5'",
+                              note="but no camera is connected now: no /dev/video*, no "
+                                   "index opens" if none_seen else ""))
         shadowing = sorted(cv.get("distributions", {}))
         fix = ("pip uninstall -y " + " ".join(shadowing) + " && " if shadowing else "") + \
             "sudo apt-get install python3-opencv  (a venv needs --system-site-packages)"
@@ -593,7 +601,8 @@ def format_report(report: Dict[str, Any]) -> str:
     lines.append("backends:")
     for entry in report["backends"]:
         if entry["ready"]:
-            lines.append(f"  {entry['backend']:<22} ready")
+            lines.append(f"  {entry['backend']:<22} ready"
+                         + (f" ({entry['note']})" if entry.get("note") else ""))
         else:
             lines.append(f"  {entry['backend']:<22} missing: {entry['missing']}")
             lines.append(f"  {'':<22} fix: {entry['fix']}")

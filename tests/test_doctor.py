@@ -144,3 +144,19 @@ def test_doctor_command_does_not_import_torch():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_camera_usb_ready_says_when_no_camera_is_connected():
+    # "camera-usb ready" beside "no /dev/video*" read as a contradiction
+    probes = {"jetson": {"ok": True, "is_jetson": False},
+              "onnxruntime": {"ok": True, "providers": {}, "distributions": {}},
+              "tensorrt": {"installed": False},
+              "cuda": {"ok": True, "source": None, "devices": []},
+              "opencv": {"ok": True, "gstreamer": False, "v4l2": True, "ffmpeg": True,
+                         "distributions": {}},
+              "cameras": {"ok": True, "devices": [], "indexes": {"0": {"status": "absent"}}}}
+    usb = {e["backend"]: e for e in doctor.advise(probes)}["camera-usb"]
+    assert usb["ready"] is True and "no camera is connected" in usb["note"]
+    probes["cameras"] = {"ok": True, "devices": ["/dev/video0"],
+                         "indexes": {"0": {"status": "works"}}}
+    assert "note" not in {e["backend"]: e for e in doctor.advise(probes)}["camera-usb"]
