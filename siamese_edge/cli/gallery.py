@@ -163,7 +163,9 @@ def import_(gallery: str, on_duplicate: str, as_json: bool, file: str) -> None:
         print_json({"file": file, **report.to_dict()})
     else:
         for name, count in report.imported.items():
-            click.echo(f"imported {name}: {count} template(s)")
+            click.echo(f"imported {name}: {count} template(s)"
+                       + (f" ({report.already[name]} already there, not added again)"
+                          if report.already.get(name) else ""))
         for name, error in report.failures:
             warn(f"skipped {name}: {error}")
     if report.failures:

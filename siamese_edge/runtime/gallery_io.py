@@ -206,9 +206,11 @@ def _inconsistency(a: dict[str, np.ndarray], dim: int) -> str | None:
 class ImportReport:
     imported: dict[str, int] = field(default_factory=dict)  # identity -> templates added
     failures: list[tuple[str, str]] = field(default_factory=list)  # (identity, why)
+    #: identity -> templates not added again: already there (same source and vector)
+    already: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"imported": self.imported,
+        return {"imported": self.imported, "already_present": self.already,
                 "failures": [{"identity": i, "error": e} for i, e in self.failures]}
 
 
@@ -229,6 +231,12 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
         report = ImportReport()
         for i, name in enumerate(a["identity_names"].tolist()):
             rows = np.flatnonzero(a["template_identity"] == i)  # none: all were removed
+            if on_duplicate == "add" and name in gallery:
+                # importing a backup into the gallery it came from doubled every template
+                present = _present_rows(gallery, name, a, rows)
+                if present.any():
+                    report.already[name] = int(present.sum())
+                    rows = rows[~present]
             sources = [s if has else None for s, has in
                        zip(a["template_sources"][rows].tolist(),
                            a["template_has_source"][rows].tolist())]
@@ -246,6 +254,25 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
                 continue
             report.imported[name] = len(rows)
     return report
+
+
+def _present_rows(gallery: Gallery, name: str, arrays: dict[str, np.ndarray],
+                  rows: np.ndarray) -> np.ndarray:
+    """Which of the export's ``rows`` are already templates of ``name``: the same source and
+    the same stored vector (as the gallery stores it, so float16 compares as float16)."""
+    stored = gallery.templates(name)
+    if not stored:
+        return np.zeros(len(rows), bool)
+    vectors = gallery.embeddings([t.id for t in stored])
+    dtype = np.float16 if gallery.template_dtype == "float16" else np.float32
+    have = {(t.source, vectors[k].astype(dtype).tobytes()) for k, t in enumerate(stored)}
+    present = np.zeros(len(rows), bool)
+    for j, row in enumerate(rows):
+        source = str(arrays["template_sources"][row]) if arrays["template_has_source"][row] \
+            else None
+        vector = arrays["template_embeddings"][row].astype(np.float32).astype(dtype)
+        present[j] = (source, vector.tobytes()) in have
+    return present
 
 
 @dataclass

@@ -385,3 +385,17 @@ def test_reembed_says_a_camera_frame_has_no_image_to_read(tmp_path):
     (missing,) = report.missing
     assert "a camera frame, not kept as an image; enroll 'cam' again" in missing[2]
     assert report.reembedded == {"cam": 0}  # the identity is kept, to be enrolled again
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_importing_a_backup_into_its_own_gallery_adds_nothing_twice(tmp_path, dtype):
+    # --on-duplicate add onto the gallery it came from doubled every template
+    with Gallery.open(tmp_path / "g.sqlite", INFO, template_dtype=dtype) as g:
+        g.enroll("ann", unit([[1, 0, 0, 0], [1, 1, 0, 0]]), ["a1.png", None])
+        g.enroll("bob", unit([[0, 0, 1, 0]]), ["b.png"])
+        export_gallery(g, tmp_path / "out.npz")
+        g.enroll("ann", unit([[0, 1, 1, 0]]), ["a3.png"])  # added after the backup
+    report = import_gallery(tmp_path / "g.sqlite", tmp_path / "out.npz", on_duplicate="add")
+    assert report.already == {"ann": 2, "bob": 1} and report.imported == {"ann": 0, "bob": 0}
+    with Gallery.open(tmp_path / "g.sqlite", INFO, create=False) as g:
+        assert g.counts() == {"ann": 3, "bob": 1}
