@@ -271,7 +271,9 @@ def probe_cuda() -> Dict[str, Any]:
                     **({"errors": errors} if errors else {})}
     return {"ok": True, "source": None, "devices": [],
             "note": "neither cuda-python nor nvidia-smi is available" if not errors else
-            "; ".join(errors)}
+            "; ".join(errors),
+            # kept apart as well: advice tells a failing cuda-python from a missing one
+            **({"errors": errors} if errors else {})}
 
 
 def parse_build_information(text: str) -> Dict[str, Any]:

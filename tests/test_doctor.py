@@ -160,3 +160,24 @@ def test_camera_usb_ready_says_when_no_camera_is_connected():
     probes["cameras"] = {"ok": True, "devices": ["/dev/video0"],
                          "indexes": {"0": {"status": "works"}}}
     assert "note" not in {e["backend"]: e for e in doctor.advise(probes)}["camera-usb"]
+
+
+def test_a_failing_cuda_python_is_reported_when_nothing_else_finds_a_gpu(monkeypatch):
+    # a Jetson has no nvidia-smi: the failure was kept only in a note, and the advice was
+    # again "not installed, pip install cuda-python"
+    def failing():
+        raise RuntimeError("cudaErrorInsufficientDriver")
+
+    monkeypatch.setattr(doctor, "_cuda_python_devices", failing)
+    monkeypatch.setattr(doctor, "_nvidia_smi_devices", lambda: None)
+    cuda = doctor.probe_cuda()
+    assert any(e.startswith("cuda-python:") and "InsufficientDriver" in e
+               for e in cuda["errors"])
+    probes = {"jetson": {"ok": True, "is_jetson": True, "jetpack": "5.1"},
+              "onnxruntime": {"ok": True, "providers": {}, "distributions": {}},
+              "tensorrt": {"installed": True, "builder": True, "module": "tensorrt"},
+              "cuda": cuda,
+              "opencv": {"ok": True, "gstreamer": True, "v4l2": True, "ffmpeg": True,
+                         "distributions": {}}}
+    trt = {e["backend"]: e for e in doctor.advise(probes)}["tensorrt"]
+    assert "installed but fails" in trt["missing"] and "pip install" not in trt["fix"]
