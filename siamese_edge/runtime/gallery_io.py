@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,21 +258,16 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
 
 def _present_rows(gallery: Gallery, name: str, arrays: dict[str, np.ndarray],
                   rows: np.ndarray) -> np.ndarray:
-    """Which of the export's ``rows`` are already templates of ``name``: the same source and
-    the same stored vector (as the gallery stores it, so float16 compares as float16)."""
-    stored = gallery.templates(name)
-    if not stored:
-        return np.zeros(len(rows), bool)
-    vectors = gallery.embeddings([t.id for t in stored])
-    dtype = np.float16 if gallery.template_dtype == "float16" else np.float32
-    have = {(t.source, vectors[k].astype(dtype).tobytes()) for k, t in enumerate(stored)}
-    present = np.zeros(len(rows), bool)
-    for j, row in enumerate(rows):
-        source = str(arrays["template_sources"][row]) if arrays["template_has_source"][row] \
-            else None
-        vector = arrays["template_embeddings"][row].astype(np.float32).astype(dtype)
-        present[j] = (source, vector.tobytes()) in have
-    return present
+    """Which of the export's ``rows`` are already templates of ``name`` (same source, same
+    vector up to float16 rounding: :func:`~siamese_edge.runtime.workflows.already_stored`)."""
+    from siamese_edge.runtime.workflows import already_stored
+
+    sources = [str(arrays["template_sources"][r]) if arrays["template_has_source"][r] else None
+               for r in rows]
+    vectors = arrays["template_embeddings"][rows].astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    with gallery.snapshot():
+        return already_stored(gallery, name, sources, vectors)
 
 
 @dataclass
@@ -303,11 +298,10 @@ def reembed_gallery(embedder, source: Gallery, target: str | os.PathLike[str],
     if target.exists():
         raise InvalidInputError(f"{target}: already exists; reembed writes a new gallery, "
                                 f"give an --out path that does not exist")
-    # a name of its own, so two reembeds to one --out cannot delete each other's work
-    handle, name = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".partial",
-                                    dir=target.parent)
-    os.close(handle)
-    partial = Path(name)
+    # a name of its own, so two reembeds to one --out cannot delete each other's work; not
+    # made here (mkstemp would make it 0600, and the published gallery with it): SQLite
+    # creates it with the usual permissions
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.partial")
     try:
         report = _reembed_into(embedder, source, partial, on_duplicate)
     except BaseException:

@@ -75,7 +75,7 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             raise InvalidInputError(f"--pairs {path}, line {number}: a path holds a NUL byte")
         fields = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
         fields = [f.strip() for f in fields]
-        if len(fields) == 3 and fields[2].lstrip("-").isdecimal():
+        if len(fields) == 3 and _is_integer(fields[2]):
             fields = fields[:2]  # a labelled pairs CSV
         elif not pairs and (len(fields) == 3 or [f.lower() for f in fields] == ["img1", "img2"]):
             continue  # a header: as the pairs CSV reader, any first row without a label
@@ -86,6 +86,15 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     if not pairs:
         raise InvalidInputError(f"--pairs {path}: no pairs in it")
     return pairs
+
+
+def _is_integer(text: str) -> bool:
+    """The label rule of the pairs CSV reader (``int()``): "+1" is a label, not a header."""
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def compare_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]],

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from siamese_edge.errors import ImageReadError, InvalidInputError
+from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.runtime.atomic_file import replaced_on_success
 from siamese_edge.runtime.embedder import Embedder
 from siamese_edge.runtime.gallery import DuplicateIdentityError, Gallery, validate_name
@@ -154,21 +154,32 @@ def _not_yet_enrolled(gallery: Gallery, enrolment: Enrolment) -> list[int] | Non
     only the new ones, instead of a second copy of every template, which would skew
     mean-of-top-k scores. None when the identity is new. A file replaced by another photo
     embeds differently and is added; camera frames (no file) are always added."""
-    if enrolment.name not in gallery:
-        return None
-    stored = {}
-    for template in gallery.templates(enrolment.name):
-        if template.source and Path(template.source).is_file():
-            stored.setdefault(template.source, []).append(template.id)
-    keep = []
-    for i, source in enumerate(enrolment.sources):
-        ids = stored.get(source)
+    with gallery.snapshot():  # the records and their vectors from one state of the file
+        if enrolment.name not in gallery:
+            return None
+        present = already_stored(gallery, enrolment.name, enrolment.sources,
+                                 enrolment.embeddings, files_only=True)
+    return [i for i in range(len(enrolment.sources)) if not present[i]]
+
+
+def already_stored(gallery: Gallery, name: str, sources: Sequence[str | None],
+                   embeddings: np.ndarray, files_only: bool = False) -> np.ndarray:
+    """Which of ``(sources, embeddings)`` are already templates of ``name``: the same source
+    and a cosine of at least :data:`SAME_IMAGE_SCORE` (float16 storage and re-normalising
+    move a vector by ~1e-4, so bytes cannot be compared). ``files_only``: sources that are
+    not files (camera frames, ``v.avi#3``) never count as stored."""
+    by_source: dict = {}  # None too: a template stored without a source
+    for template in gallery.templates(name):
+        if files_only and not (template.source and Path(template.source).is_file()):
+            continue
+        by_source.setdefault(template.source, []).append(template.id)
+    present = np.zeros(len(sources), bool)
+    for i, source in enumerate(sources):
+        ids = by_source.get(source)
         if ids:
-            scores = gallery.embeddings(ids) @ enrolment.embeddings[i]
-            if float(np.max(scores)) >= SAME_IMAGE_SCORE:
-                continue
-        keep.append(i)
-    return keep
+            scores = gallery.embeddings(ids) @ np.asarray(embeddings[i], np.float32)
+            present[i] = float(np.max(scores)) >= SAME_IMAGE_SCORE
+    return present
 
 
 def enroll_files(embedder: Embedder, gallery: Gallery, name: str,
@@ -215,7 +226,12 @@ def enroll_into_gallery(embedder: Embedder, gallery_path: str | os.PathLike[str]
         The report, and the gallery's template count per identity afterwards.
     """
     path = Path(gallery_path)
-    if path.exists():
+    if not path.exists():  # it will be created: make sure it can be, before any work
+        folder = path.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise GalleryError(f"{path}: cannot create it ({folder} is not a writable "
+                               f"folder)")
+    else:
         # an empty file counts as a gallery being created, as Gallery.open has it
         with Gallery.open(path, embedder.info, template_dtype=template_dtype) as existing:
             existing.require_writable()

@@ -534,3 +534,13 @@ def test_enrolling_a_folder_again_adds_only_new_images(tmp_path, tiny_model, peo
                          "--json").output)
     assert doc["enrolled"] == {"ann": 2} and doc["already_enrolled"]["ann"] == 1
     assert doc["identities"]["ann"] == 4
+
+
+def test_a_gallery_that_cannot_be_created_is_refused_before_any_image_is_read(tmp_path,
+                                                                              tiny_model):
+    # a camera enrolment made the person pose first, then failed to create the file
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    result = run("enroll", "-m", tiny_model, "-g", tmp_path / "no-such-dir" / "g.sqlite",
+                 "ann", tmp_path / "bad.png")
+    assert result.exit_code == 1 and "cannot create it" in result.output
+    assert "bad.png" not in result.output  # the gallery, not the image, was checked first

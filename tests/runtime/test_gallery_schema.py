@@ -399,3 +399,36 @@ def test_importing_a_backup_into_its_own_gallery_adds_nothing_twice(tmp_path, dt
     assert report.already == {"ann": 2, "bob": 1} and report.imported == {"ann": 0, "bob": 0}
     with Gallery.open(tmp_path / "g.sqlite", INFO, create=False) as g:
         assert g.counts() == {"ann": 3, "bob": 1}
+
+
+def test_a_float16_backup_imported_into_a_float32_gallery_adds_nothing_twice(tmp_path):
+    # float16 vectors are re-normalised when stored as float32: bytes never matched
+    with Gallery.open(tmp_path / "half.sqlite", INFO, template_dtype="float16") as g:
+        g.enroll("ann", unit([[1, 0.3, 0, 0], [1, 1, 0.2, 0]]), ["a1.png", "a2.png"])
+        export_gallery(g, tmp_path / "half.npz")
+    target = tmp_path / "full.sqlite"
+    with Gallery.open(target, INFO, template_dtype="float32"):
+        pass
+    first = import_gallery(target, tmp_path / "half.npz", on_duplicate="add")
+    second = import_gallery(target, tmp_path / "half.npz", on_duplicate="add")
+    assert first.imported == {"ann": 2} and second.already == {"ann": 2}
+    with Gallery.open(target, INFO, create=False) as g:
+        assert g.counts() == {"ann": 2}
+
+
+def test_reembed_publishes_a_gallery_with_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    cv2 = pytest.importorskip("cv2")
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
+        source.enroll("ann", unit([[1, 0, 0, 0]]), [str(image)])
+        old = os.umask(0o022)
+        try:
+            reembed_gallery(SteadyEmbedder(), source, tmp_path / "new.sqlite")
+        finally:
+            os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "new.sqlite").stat().st_mode)
+    assert mode == 0o644  # a temporary file made it 0600: other users could not read it

@@ -123,3 +123,13 @@ def test_pair_lists(tmp_path):
     listing.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InvalidInputError, match="cannot read"):
         read_pair_list(listing)
+
+
+def test_a_first_pair_labelled_plus_one_is_a_pair_not_a_header(tmp_path):
+    # the same rule as the pairs CSV reader (int()): "+1" dropped the first pair
+    from siamese_edge.runtime.pairs import read_pair_list
+
+    listing = tmp_path / "p.csv"
+    listing.write_text("a.png,b.png,+1\nc.png,d.png,0\n")
+    assert [tuple(Path(x).name for x in pair) for pair in read_pair_list(listing)] == \
+        [("a.png", "b.png"), ("c.png", "d.png")]
