@@ -32,6 +32,10 @@ DEFAULT_TOLERANCE = 1e-4
 EXPORTER_OPSET = 18
 MIN_OPSET = 17
 DEFAULT_OPSET = 18
+#: the ONNX IR version written: torch's exporter writes 10 (onnx 1.16), which ONNX Runtime
+#: before 1.18 refuses, and JetPack 5's is 1.16; these graphs use nothing IR 10 added
+#: (4-bit types), so 9 describes them exactly
+MAX_IR_VERSION = 9
 PARITY_BATCH = 16
 
 
@@ -163,6 +167,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
         proto = onnx.load(str(tmp))
         if opset < EXPORTER_OPSET:
             proto = convert_opset(proto, opset)
+        proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
         info = ModelInfo(
             preprocessing=pre,
             embedding_dim=dim,

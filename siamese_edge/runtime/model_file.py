@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from siamese_edge.errors import ModelError
@@ -25,7 +26,14 @@ def open_session(path: str | os.PathLike[str], providers: list | None = None,
         return ort.InferenceSession(str(path), sess_options=options,
                                     providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        version = re.search(r"Unsupported model IR version: \d+, max supported IR version: "
+                            r"\d+", text)
+        if version:  # buried past ORT's long source-location prefix: say it plainly
+            raise ModelError(f"{path}: this ONNX Runtime ({ort.__version__}) is too old for "
+                             f"the model ({version.group(0)}); upgrade onnxruntime, or "
+                             f"re-export with a newer siamese-edge (it writes IR 9)") from None
+        first_line = text.splitlines()[0] if text else type(exc).__name__
         raise ModelError(f"{path}: not a loadable ONNX model ({first_line[:200]})") from None
 
 

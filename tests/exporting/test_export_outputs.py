@@ -1,6 +1,7 @@
 """Where export may write: never over the run it reads, and bad paths are one-line errors."""
 
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -136,3 +137,37 @@ def test_engine_settings_without_an_engine_are_said_not_dropped(tiny_run, tmp_pa
                                       "jetson-jp5-fp16"])
     assert result.exit_code == 0, result.output  # the ONNX, at the target's opset
     assert "only the target's opset is used" in result.output
+
+
+@pytest.mark.parametrize("model", ["export", "shipped"])
+def test_models_are_written_at_an_ir_version_older_onnx_runtimes_read(tiny_run, tmp_path,
+                                                                       model):
+    # torch writes IR 10, which ONNX Runtime before 1.18 (JetPack 5 has 1.16) refuses
+    import onnx
+
+    from siamese_edge.exporting.onnx_export import MAX_IR_VERSION
+
+    if model == "export":
+        path = tmp_path / "m.onnx"
+        export_run(tiny_run, path)
+    else:
+        path = Path(__file__).resolve().parents[2] / "models" / "fashion-mnist.onnx"
+    assert onnx.load(str(path), load_external_data=False).ir_version <= MAX_IR_VERSION == 9
+
+
+def test_a_model_too_new_for_onnx_runtime_says_so(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from siamese_edge.errors import ModelError
+    from siamese_edge.runtime.model_file import open_session
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    model.ir_version = 99
+    onnx.save(model, str(tmp_path / "future.onnx"))
+    with pytest.raises(ModelError, match=r"too old for the model \(Unsupported model IR "
+                                         r"version: 99"):
+        open_session(tmp_path / "future.onnx")
