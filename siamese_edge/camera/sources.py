@@ -132,6 +132,18 @@ def gstreamer_available() -> bool:
     return bool(match and match.group(1).upper() == "YES")
 
 
+def _video_capture(cv2, target, backend: int, params: list[int]):
+    """``cv2.VideoCapture`` with open/read timeouts where this OpenCV takes them: the
+    three-argument form exists from 4.5.2, and older builds (JetPack 5's distribution
+    OpenCV is 4.2) raise TypeError for it; they open without the timeouts."""
+    if params:
+        try:
+            return cv2.VideoCapture(target, backend, params)
+        except TypeError:
+            pass
+    return cv2.VideoCapture(target, backend)
+
+
 def open_capture(source: CameraSource, open_timeout_s: float = DEFAULT_OPEN_TIMEOUT_S,
                  read_timeout_s: float = DEFAULT_READ_TIMEOUT_S):
     """Open ``source`` with its backend and return the opened ``cv2.VideoCapture``.
@@ -161,7 +173,7 @@ def open_capture(source: CameraSource, open_timeout_s: float = DEFAULT_OPEN_TIME
     if log is not None:
         log.setLogLevel(log.LOG_LEVEL_ERROR)
     try:
-        capture = cv2.VideoCapture(source.target, _backend(source), params)
+        capture = _video_capture(cv2, source.target, _backend(source), params)
     except cv2.error as exc:
         raise CameraError(f"--camera {source.text}: {str(exc).strip().splitlines()[-1]}") \
             from None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 
+import numpy as np
 import pytest
 
 from siamese_edge.camera.sources import (
@@ -94,3 +95,33 @@ def test_gstreamer_without_support_says_why():
 def test_digit_like_characters_int_cannot_read_are_one_line_errors(text):
     with pytest.raises(SiameseEdgeError):
         parse_source(text)
+
+
+def test_an_opencv_without_the_timeout_form_still_opens_files(tmp_path, monkeypatch):
+    # OpenCV before 4.5.2 (JetPack 5's distribution build is 4.2) has no
+    # VideoCapture(target, backend, params): every camera command died with a TypeError
+    import cv2
+
+    from siamese_edge.camera.sources import open_capture, parse_source
+
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (32, 32))
+    for _ in range(3):
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+    writer.release()
+    real = cv2.VideoCapture
+    calls = []
+
+    def old_opencv(*args):
+        calls.append(len(args))
+        if len(args) > 2:
+            raise TypeError("VideoCapture() takes at most 2 arguments (3 given)")
+        return real(*args)
+
+    monkeypatch.setattr(cv2, "VideoCapture", old_opencv)
+    capture = open_capture(parse_source(str(video)))
+    try:
+        assert capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+    assert calls[-1] == 2
