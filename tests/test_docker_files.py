@@ -220,3 +220,8 @@ def test_every_variable_an_image_sets_is_read(name):
         reads = (rf"\${{{variable}\b", rf"environ(\.get\(|\[)[\"']{variable}[\"']",
                  rf"getenv\([\"']{variable}[\"']", rf"envvar=[\"']{variable}[\"']")
         assert any(re.search(pattern, readers) for pattern in reads), variable
+
+
+def test_the_jetson_image_has_the_face_cascade():
+    # python3-opencv has no cv2.data; its cascades come in opencv-data (--roi face)
+    assert "opencv-data" in runs(instructions(ROOT / "Dockerfile.jetson"))

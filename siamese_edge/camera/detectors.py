@@ -75,6 +75,36 @@ class FixedCrop(Detector):
         return [clipped] if clipped is not None else []
 
 
+FACE_CASCADE = "haarcascade_frontalface_alt2.xml"
+#: where distributions install OpenCV's cascades (Debian/Ubuntu's python3-opencv, which
+#: JetPack images use, has no cv2.data; the pip wheels do)
+CASCADE_FOLDERS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades",
+                   "/usr/local/share/opencv4/haarcascades",
+                   "/usr/local/share/opencv/haarcascades")
+
+
+def default_face_cascade(cv2) -> Path:
+    """The frontal-face cascade: ``$SIAMESE_EDGE_FACE_CASCADE``, else the one the OpenCV
+    wheel ships (``cv2.data``), else a distribution's copy.
+
+    Raises:
+        InvalidInputError: none of them exists.
+    """
+    import os
+
+    chosen = os.environ.get("SIAMESE_EDGE_FACE_CASCADE")
+    if chosen:
+        return Path(chosen)
+    folders = [getattr(getattr(cv2, "data", None), "haarcascades", None), *CASCADE_FOLDERS]
+    for folder in folders:
+        if folder and (Path(folder) / FACE_CASCADE).is_file():
+            return Path(folder) / FACE_CASCADE
+    raise InvalidInputError(f"no Haar face cascade found (cv2.data, "
+                            f"{', '.join(CASCADE_FOLDERS)}"
+                            f"); install OpenCV's data (e.g. apt-get install opencv-data) or "
+                            f"set SIAMESE_EDGE_FACE_CASCADE to {FACE_CASCADE}")
+
+
 class HaarFaceDetector(Detector):
     """Frontal faces with OpenCV's Haar cascade shipped inside opencv-python (no download).
 
@@ -107,11 +137,7 @@ class HaarFaceDetector(Detector):
         import cv2
 
         if cascade is None:
-            base = getattr(getattr(cv2, "data", None), "haarcascades", None)
-            if base is None:
-                raise InvalidInputError("this OpenCV build ships no Haar cascades "
-                                        "(cv2.data.haarcascades); pass a cascade file")
-            cascade = Path(base) / "haarcascade_frontalface_alt2.xml"
+            cascade = default_face_cascade(cv2)
         try:
             self._classifier = cv2.CascadeClassifier(str(cascade))
         except (cv2.error, SystemError):  # a malformed XML raises instead of staying empty

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,29 @@ def test_tracking_notices_a_lost_face_and_finds_a_new_one(astronaut):
 def test_roi_with_digit_like_characters_int_cannot_read_is_refused():
     with pytest.raises(InvalidInputError, match="expected whole"):
         detector_from_roi("²,0,10,10")
+
+
+def test_the_face_cascade_is_found_without_the_pip_wheels_data(tmp_path, monkeypatch):
+    # a distribution OpenCV (JetPack's python3-opencv) has no cv2.data: --roi face could
+    # not work at all there
+    import shutil
+    import types
+
+    import cv2
+
+    from siamese_edge.camera import detectors
+
+    wheel_copy = Path(cv2.data.haarcascades) / detectors.FACE_CASCADE
+    folder = tmp_path / "share" / "opencv4" / "haarcascades"
+    folder.mkdir(parents=True)
+    shutil.copy(wheel_copy, folder)
+    no_data = types.SimpleNamespace()  # an OpenCV module without cv2.data
+    monkeypatch.setattr(detectors, "CASCADE_FOLDERS", (str(tmp_path / "none"), str(folder)))
+    monkeypatch.delenv("SIAMESE_EDGE_FACE_CASCADE", raising=False)
+    assert detectors.default_face_cascade(no_data) == folder / detectors.FACE_CASCADE
+    monkeypatch.setenv("SIAMESE_EDGE_FACE_CASCADE", str(wheel_copy))
+    assert detectors.default_face_cascade(no_data) == wheel_copy
+    monkeypatch.delenv("SIAMESE_EDGE_FACE_CASCADE")
+    monkeypatch.setattr(detectors, "CASCADE_FOLDERS", (str(tmp_path / "none"),))
+    with pytest.raises(InvalidInputError, match="SIAMESE_EDGE_FACE_CASCADE"):
+        detectors.default_face_cascade(no_data)
