@@ -6,6 +6,8 @@ parse under 3.8 but fail when they run (``zip(strict=True)`` broke ``evaluate`` 
 Training and export need torch, hence a newer Python, and are not checked.
 """
 
+from __future__ import annotations
+
 import ast
 import sys
 from pathlib import Path

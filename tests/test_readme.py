@@ -1,5 +1,7 @@
 """The README's commands are the ones CI runs and the ones that exist."""
 
+from __future__ import annotations
+
 import re
 from pathlib import Path
 

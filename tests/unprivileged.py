@@ -1,5 +1,7 @@
 """Running Python as a user that file permissions bind (root ignores them), or skipping."""
 
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess

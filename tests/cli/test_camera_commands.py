@@ -1,5 +1,7 @@
 """verify --camera / enroll --camera on recorded videos, with the shipped model."""
 
+from __future__ import annotations
+
 import json
 import re
 from pathlib import Path

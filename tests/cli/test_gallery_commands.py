@@ -1,5 +1,7 @@
 """siamese-edge gallery ... through the CLI."""
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
