@@ -361,6 +361,8 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
             report.parity = _parity(onnx_path, candidate, engine_path, info, options, sample,
                                     notes)
     _move_engine(candidate, engine_path)
+    if source != onnx_path:  # the FP16 / Q/DQ copy built from: not needed beside the engine
+        Path(source).unlink(missing_ok=True)
     return report
 
 

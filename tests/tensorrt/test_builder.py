@@ -59,6 +59,10 @@ def test_tiny_model_parses_and_builds(tmp_path, tiny_model, precision):
         assert "strongly typed" in report.precision_mode
     # built engine bytes are exactly what TensorRT serialized: no header glued on
     assert engine.read_bytes()[:4] != b"{\"te"
+    # the converted copy it was built from does not stay beside the engine
+    assert sorted(p.name for p in tmp_path.iterdir()) in (
+        ["tiny.engine", "tiny.engine.json"],
+        ["tiny.engine", "tiny.engine.json", "tiny.engine.timing.cache"])
 
 
 def test_int8_builds_from_qdq_or_calibrator(tmp_path, tiny_model):
@@ -73,6 +77,7 @@ def test_int8_builds_from_qdq_or_calibrator(tmp_path, tiny_model):
     report = _build(tiny_model, tmp_path / "tiny.int8.engine", precision="int8",
                     calib_dir=str(tmp_path / "calib"), batch=BatchProfile(1, 4, 16))
     assert "Q/DQ" in report.precision_mode or "Calibrator" in report.precision_mode
+    assert not list(tmp_path.glob("*.qdq.onnx"))
 
 
 def test_parse_errors_are_all_reported(tmp_path, tiny_model):
