@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,17 +17,30 @@ _ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
 
 @contextmanager
 def replaced_on_success(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """A binary handle on ``path.partial`` that becomes exactly ``path`` (no suffix added, as
-    ``np.savez`` would to a bare name) once the block ends without error. A failure leaves
-    neither a half-written ``path`` nor the partial file."""
+    """A binary handle on a new temporary file beside ``path`` that becomes exactly
+    ``path`` (no suffix added, as ``np.savez`` would to a bare name) once the block ends
+    without error. A failure leaves neither a half-written ``path`` nor the temporary file.
+
+    The temporary file gets a fresh random name, created exclusively (``mkstemp``): a fixed
+    name such as ``path.partial`` could be a symlink someone left, and writing through it
+    destroyed the file it pointed at (a gallery). It gets the permissions a new file would.
+    """
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    partial = Path(name)
     try:
-        with open(partial, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:
             yield handle
+        os.chmod(partial, 0o666 & ~_umask())  # mkstemp makes it 0600
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

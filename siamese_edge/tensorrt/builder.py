@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from siamese_edge.errors import InvalidInputError
-from siamese_edge.runtime.atomic_file import same_file
+from siamese_edge.runtime.atomic_file import replaced_on_success, same_file
 from siamese_edge.tensorrt.errors import EngineBuildError, PrecisionUnsupportedError
 from siamese_edge.tensorrt.native_stdout import native_stdout_to_stderr
 
@@ -330,15 +330,15 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         notes.append(f"{trt.__name__} ignores timing caches (no-op): none kept")
         cache_reused = False
     elif cache_bytes:
-        cache_path.write_bytes(cache_bytes)
+        with replaced_on_success(cache_path) as handle:
+            handle.write(cache_bytes)
 
     engine_bytes = bytes(memoryview(serialized))
     # built beside the engine and moved into place only once parity holds, so that a build
     # that fails it never replaces a good engine that --backend auto would then pick up
     candidate = engine_path.with_name(engine_path.name + ".candidate")
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    tmp.write_bytes(engine_bytes)
-    os.replace(tmp, candidate)
+    with replaced_on_success(candidate) as handle:  # a fresh temporary name: no symlink
+        handle.write(engine_bytes)
     gpu_name, capability = gpu_facts()
     if gpu_name is None:
         notes.append("no CUDA device visible: the sidecar records no GPU; the engine was built "

@@ -129,8 +129,12 @@ def make_entropy_calibrator(trt, batch: np.ndarray, batch_size: int, input_name:
             return cache_path.read_bytes() if fresh and cache_path.is_file() else None
 
         def write_calibration_cache(self, cache) -> None:
-            cache_path.write_bytes(bytes(memoryview(cache)))
-            key_path.write_text(cache_key)
+            from siamese_edge.runtime.atomic_file import replaced_on_success
+
+            with replaced_on_success(cache_path) as handle:
+                handle.write(bytes(memoryview(cache)))
+            with replaced_on_success(key_path) as handle:
+                handle.write(cache_key.encode())
 
         def free(self) -> None:
             self.buffer.free()

@@ -17,6 +17,7 @@ from typing import Any
 
 from siamese_edge.errors import InvalidInputError, ModelError
 from siamese_edge.model_info import ModelInfo
+from siamese_edge.runtime.atomic_file import replaced_on_success
 from siamese_edge.tensorrt.errors import StaleEngineError
 
 SIDECAR_FORMAT = 1
@@ -73,9 +74,8 @@ class EngineSidecar:
         path = sidecar_path(engine_path)
         if not self.built_at:
             self.built_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        with replaced_on_success(path) as handle:  # a fresh temporary name: no symlink
+            handle.write((json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode())
         return path
 
     @classmethod
