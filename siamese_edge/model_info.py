@@ -20,6 +20,11 @@ METADATA_KEY = "siamese_edge"
 FORMAT_VERSION = 1
 
 
+#: the largest input side a model may declare: an embedding network's input is small, and a
+#: (hostile) model declaring 50000x50000 made every call allocate gigabytes
+MAX_INPUT_SIDE = 4096
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How images become the model's input: see :mod:`siamese_edge.runtime.preprocess`."""
@@ -41,8 +46,9 @@ class Preprocessing:
             raise ModelError(f"unsupported channel count {self.channels} (1 or 3)")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ModelError("mean and std need one value per channel")
-        if min(self.height, self.width) < 1:
-            raise ModelError(f"bad input size {self.height}x{self.width}")
+        if min(self.height, self.width) < 1 or max(self.height, self.width) > MAX_INPUT_SIDE:
+            raise ModelError(f"bad input size {self.height}x{self.width} (1 to "
+                             f"{MAX_INPUT_SIDE} pixels a side)")
         # std 0 divides by zero: every embedding would be nan and every probe rejected
         if not all(math.isfinite(m) for m in self.mean) or \
                 not all(math.isfinite(s) and s > 0 for s in self.std):
@@ -124,6 +130,8 @@ class ModelInfo:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ModelError(f"model metadata is not valid JSON ({exc})") from None
+        except RecursionError:  # a hostile model: thousands of nested brackets
+            raise ModelError("model metadata is nested too deeply to read") from None
         if not isinstance(data, dict):
             raise ModelError("model metadata is not a JSON object")
         return cls.from_dict(data)

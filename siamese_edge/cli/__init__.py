@@ -72,6 +72,11 @@ class LazyGroup(click.Group):
             raise UserError(SiameseEdgeError(f"gallery database: {exc}")) from None
         except KeyboardInterrupt:
             raise Interrupted() from None
+        except MemoryError:  # numpy's allocation failures are MemoryErrors too
+            raise UserError(SiameseEdgeError("out of memory: the input is too large for "
+                                             "this machine")) from None
+        except RecursionError:
+            raise UserError(SiameseEdgeError("data nested too deeply to handle")) from None
         except OSError as exc:  # a safety net: a file that cannot be read or written
             if exc.errno == errno.EPIPE:  # `| head` closed the pipe: click ends quietly
                 raise

@@ -139,6 +139,8 @@ def parse_metadata(text: str) -> dict:
         value = json.loads(text)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="metadata") from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply", param_hint="metadata") from None
     if not isinstance(value, dict):
         raise click.BadParameter("must be a JSON object ({...})", param_hint="metadata")
     return value

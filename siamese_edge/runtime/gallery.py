@@ -819,8 +819,21 @@ class _Transaction:
 def _json_or_none(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
+
+
+#: identity metadata nested deeper than this is refused: stored, it could no longer be
+#: shown (printing JSON recurses once per level)
+MAX_METADATA_DEPTH = 32
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counted up to ``limit + 1`` (no deeper recursion)."""
+    if limit < 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
 
 
 def _metadata_json(metadata: dict[str, Any] | None) -> str:
@@ -828,6 +841,9 @@ def _metadata_json(metadata: dict[str, Any] | None) -> str:
         return "{}"
     if not isinstance(metadata, dict):
         raise InvalidInputError("identity metadata must be a JSON object")
+    if _depth(metadata, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+        raise InvalidInputError(f"identity metadata is nested deeper than "
+                                f"{MAX_METADATA_DEPTH} levels")
     try:
         return json.dumps(metadata, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -837,6 +853,6 @@ def _metadata_json(metadata: dict[str, Any] | None) -> str:
 def _parse_metadata(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text or "{}")
-    except json.JSONDecodeError:
-        return {"_unparsed": text}
+    except (json.JSONDecodeError, RecursionError):
+        return {"_unparsed": text[:200]}
     return value if isinstance(value, dict) else {"_value": value}

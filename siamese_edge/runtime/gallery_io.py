@@ -22,6 +22,7 @@ nothing executable; every string array is fixed-width unicode)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -136,14 +137,39 @@ _REQUIRED = ("format", "format_version", "meta", "identity_names", "identity_cre
              "template_quality")
 
 
+def _read_members(path: Path) -> dict[str, np.ndarray]:
+    """The export's known arrays, each read only after its ``.npy`` header says it holds
+    no more than its zip member does: a few-KB member declaring 10**12 values, or a zip
+    bomb among members nobody reads, used to be inflated (gigabytes) before any check."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        for key in _REQUIRED:
+            name = f"{key}.npy"
+            if name not in names:
+                continue
+            with archive.open(name) as member:
+                version = np.lib.format.read_magic(member)
+                header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = header(member)
+                if dtype.hasobject:
+                    raise ValueError(f"{key} holds Python objects")
+                declared = math.prod(shape) * dtype.itemsize
+                if declared > archive.getinfo(name).file_size:
+                    raise ValueError(f"{key} declares {declared} bytes, more than it holds")
+            with archive.open(name) as member:
+                arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+    return arrays
+
+
 def read_export(path: str | os.PathLike[str]) -> GalleryExport:
     """Load and validate an export file (never unpickles anything)."""
     if Path(path).is_file() and not starts_like_an_archive(path):
         # numpy would call any other file "pickled data": say what it is not
         raise GalleryError(f"{path}: not a gallery export (not an .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        arrays = _read_members(Path(path))
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: no such file") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -160,6 +186,8 @@ def read_export(path: str | os.PathLike[str]) -> GalleryExport:
         dim = int(meta.get("embedding_dim", 0))
     except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise GalleryError(f"{path}: damaged export ({exc})") from None
+    except RecursionError:
+        raise GalleryError(f"{path}: damaged export (meta nested too deeply)") from None
     if version > FORMAT_VERSION:
         raise GalleryError(f"{path}: export format {version} is newer than this "
                            f"siamese-edge reads ({FORMAT_VERSION})")
@@ -199,6 +227,8 @@ def _inconsistency(a: dict[str, np.ndarray], dim: int) -> str | None:
                 return "identity_metadata holds a value that is not a JSON object"
         except ValueError:
             return "identity_metadata holds text that is not JSON"
+        except RecursionError:
+            return "identity_metadata is nested too deeply"
     return None
 
 

@@ -544,3 +544,25 @@ def test_a_gallery_that_cannot_be_created_is_refused_before_any_image_is_read(tm
                  "ann", tmp_path / "bad.png")
     assert result.exit_code == 1 and "cannot create it" in result.output
     assert "bad.png" not in result.output  # the gallery, not the image, was checked first
+
+
+def test_hostile_metadata_and_models_are_one_line(tmp_path, tiny_model, people, monkeypatch):
+    deep = "[" * 50000  # was a 37-line RecursionError traceback
+    result = run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "--metadata", deep,
+                 "ann", people / "ann" / "0.png")
+    assert result.exit_code == 2 and "nested too deeply" in result.output
+    from siamese_edge.model_info import ModelInfo, Preprocessing
+    from siamese_edge.errors import ModelError
+
+    with pytest.raises(ModelError, match="nested too deeply"):
+        ModelInfo.from_json(deep)
+    with pytest.raises(ModelError, match="1 to 4096 pixels a side"):
+        Preprocessing(50000, 50000, 1, (0.5,), (0.5,))  # every call allocated gigabytes
+    from siamese_edge.runtime import workflows
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 18.6 GiB")
+
+    monkeypatch.setattr(workflows, "embed_inputs", too_big)
+    result = run("embed", "-m", tiny_model, "--out", tmp_path / "e.npz", people)
+    assert result.exit_code == 1 and result.output.startswith("error: out of memory")

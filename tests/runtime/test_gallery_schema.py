@@ -432,3 +432,65 @@ def test_reembed_publishes_a_gallery_with_the_usual_permissions(tmp_path):
             os.umask(old)
     mode = stat.S_IMODE((tmp_path / "new.sqlite").stat().st_mode)
     assert mode == 0o644  # a temporary file made it 0600: other users could not read it
+
+
+def _export_with(tmp_path, **members):
+    """A valid export with ``members`` (name -> raw .npy bytes) written over or beside it."""
+    import zipfile
+
+    if not (tmp_path / "ok.npz").exists():
+        with Gallery.open(tmp_path / "src.sqlite", INFO) as g:
+            g.enroll("bob", unit([[1, 0, 0, 0]]), metadata={"k": 1})
+            export_gallery(g, tmp_path / "ok.npz")
+    out = tmp_path / f"hostile-{len(list(tmp_path.glob('hostile-*')))}.npz"
+    with zipfile.ZipFile(tmp_path / "ok.npz") as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            if item.filename[:-4] not in members:
+                target.writestr(item, source.read(item))
+        for name, raw in members.items():
+            target.writestr(f"{name}.npy", raw)
+    return out
+
+
+def _npy_header(shape, dtype="<f8") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False,
+                                                   "shape": shape})
+    return buffer.getvalue()
+
+
+def test_an_export_is_checked_before_its_arrays_are_inflated(tmp_path):
+    # a 3 KB member declaring 10**12 values was allocated (7 TiB) before any check
+    huge = _export_with(tmp_path, template_quality=_npy_header((10 ** 12,)))
+    with pytest.raises(GalleryError, match="declares .* bytes, more than it holds"):
+        read_export(huge)
+    raw = _export_with(tmp_path, identity_created=b"not an array")  # was AttributeError
+    with pytest.raises(GalleryError, match="not a gallery export"):
+        read_export(raw)
+    # a member nobody reads is not inflated at all (a 4 GiB zip bomb was, in full)
+    extra = _export_with(tmp_path, zzz=_npy_header((10 ** 12,)))
+    assert read_export(extra).arrays["identity_names"].tolist() == ["bob"]
+
+
+def test_deeply_nested_json_is_refused_in_one_line(tmp_path):
+    deep = "[" * 50000
+    meta = _export_with(tmp_path, meta=_npy_array(deep))
+    with pytest.raises(GalleryError, match="nested too deeply"):
+        read_export(meta)
+    with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
+        nested: dict = {}
+        for _ in range(40):
+            nested = {"a": nested}
+        with pytest.raises(InvalidInputError, match="nested deeper than 32"):
+            g.enroll("bob", unit([[1, 0, 0, 0]]), metadata=nested)  # could not be shown
+
+
+def _npy_array(text: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(text))
+    return buffer.getvalue()
