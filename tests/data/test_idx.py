@@ -141,3 +141,95 @@ def test_distinct_float_labels_are_never_merged(tmp_path):
         load_idx_dataset(tmp_path / "i", tmp_path / "l")
     (tmp_path / "l").write_bytes(float_labels([1.0, -3.0, 1.0, -3.0]))
     assert load_idx_dataset(tmp_path / "i", tmp_path / "l").class_names == ["-3", "1"]
+
+
+def _gzip_of(head: bytes, zeros: int) -> bytes:
+    """``head`` then ``zeros`` zero bytes, gzip-compressed a MiB at a time (a bomb of a
+    few hundred KiB, built without holding its inflated size)."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    parts = [packer.compress(head)]
+    block = bytes(1 << 20)
+    for start in range(0, zeros, len(block)):
+        parts.append(packer.compress(block[: zeros - start]))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+def _peak_traced(call) -> int:
+    """Bytes allocated at the peak of ``call`` (tracemalloc sees Python's and numpy's
+    allocations, deterministically, unlike RSS)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+BOMB_SIZE = 64 << 20
+
+
+@pytest.mark.parametrize("head,message", [
+    (b"\x01\x02\x08\x03", "bad magic"),
+    # a valid header for 2x3x3 bytes, followed by 64 MiB the header does not declare
+    (b"\0\0\x08\x03" + struct.pack(">III", 2, 3, 3) + bytes(18), "more than the 34 bytes"),
+], ids=["bad-magic", "valid-header"])
+def test_gzip_bomb_is_refused_without_inflating_it(tmp_path, head, message):
+    # it was inflated whole (3 GiB of zeros: 6.4 GB of RSS) before the magic was looked at
+    (tmp_path / "bomb.gz").write_bytes(_gzip_of(head, BOMB_SIZE))
+
+    def read():
+        with pytest.raises(DatasetError, match=message):
+            read_idx(tmp_path / "bomb.gz")
+
+    assert _peak_traced(read) < BOMB_SIZE // 16
+
+
+def test_header_declaring_more_than_a_gzip_can_hold_is_refused_before_allocating(tmp_path):
+    # 2**40 bytes cannot come out of a few dozen bytes of deflate (1032:1 at most): refused
+    # before an array of that size is set aside, not after a MemoryError
+    head = b"\0\0\x08\x03" + struct.pack(">III", 2**20, 2**10, 2**10)
+    (tmp_path / "liar.gz").write_bytes(gzip.compress(head + bytes(10)))
+
+    def read():
+        with pytest.raises(DatasetError, match="at most .* uncompressed.*truncated or corrupt"):
+            read_idx(tmp_path / "liar.gz")
+
+    assert _peak_traced(read) < 1 << 20
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_data_longer_or_shorter_than_declared_is_refused(tmp_path, compress):
+    data = idx_bytes(np.zeros((2, 3, 3)))
+    for name, body in (("long", data + b"\0"), ("short", data[:-1])):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(body) if compress else body)
+        with pytest.raises(DatasetError, match="34 bytes.*truncated or corrupt|says 34 "):
+            read_idx(path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_data_is_held_once(tmp_path, compress):
+    # the file's bytes and then a converted copy of them were both held: twice the data
+    images = np.random.default_rng(0).integers(0, 256, (32, 1024, 1024), dtype=np.uint8)
+    path = tmp_path / "x.idx"
+    raw = idx_bytes(images)
+    path.write_bytes(gzip.compress(raw, 1) if compress else raw)
+    del raw
+    out = []
+    peak = _peak_traced(lambda: out.append(read_idx(path)))
+    assert np.array_equal(out[0], images)
+    assert peak < images.nbytes * 1.25
+
+
+def test_big_endian_types_come_back_native_from_gzip(tmp_path):
+    values = np.array([[1.5, -2.0], [3.25, 1e30]], ">f8")
+    raw = struct.pack(">BBBB", 0, 0, 0x0E, 2) + struct.pack(">II", 2, 2) + values.tobytes()
+    (tmp_path / "f.gz").write_bytes(gzip.compress(raw))
+    out = read_idx(tmp_path / "f.gz")
+    assert out.dtype == np.dtype("=f8") and out.flags.writeable
+    assert out.tolist() == values.tolist()
