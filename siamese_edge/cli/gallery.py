@@ -6,7 +6,7 @@ import click
 
 from siamese_edge.cli.options import (
     EXIT_PARTIAL, backend_options, batch_option, gallery_option, json_option, open_embedder,
-    parse_metadata, print_json, warn,
+    parse_metadata, print_json, printable, warn,
 )
 
 
@@ -64,7 +64,7 @@ def show(gallery: str, as_json: bool, name: str) -> None:
     for t in record.templates:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.created))
         quality = "" if t.quality is None else f"  quality {t.quality:.3f}"
-        click.echo(f"  #{t.id}  {when}  {t.source or '-'}{quality}")
+        click.echo(f"  #{t.id}  {when}  {printable(t.source or '-')}{quality}")
 
 
 @gallery.command("rename")

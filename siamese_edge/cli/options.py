@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from typing import Callable
 
 import click
@@ -144,6 +145,14 @@ def parse_metadata(text: str) -> dict:
     if not isinstance(value, dict):
         raise click.BadParameter("must be a JSON object ({...})", param_hint="metadata")
     return value
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters (escape sequences, bidi overrides)
+    written as ``\\x1b``-style escapes: a stored source path came from a file name or an
+    imported export, and printed raw it could clear or retitle the user's terminal."""
+    return "".join(c if unicodedata.category(c)[0] != "C" else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def warn(message: str) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -252,3 +253,19 @@ def test_export_never_writes_over_a_database_and_bad_paths_are_one_line(gallery,
     assert run("gallery", "export", "-g", gallery, out, "--overwrite").exit_code == 0
     result = run("gallery", "export", "-g", gallery, tiny_model, "--overwrite")
     assert result.exit_code == 1 and "not an .npz archive" in result.output  # never that
+
+
+def test_a_stored_source_cannot_drive_the_terminal(tmp_path, tiny_model):
+    # sources come from file names and imported exports: printed raw, escape sequences and
+    # bidi overrides reached the terminal (clear screen, retitle, reversed text)
+    from siamese_edge.runtime.gallery import Gallery
+    from siamese_edge.runtime.model_file import read_model_info
+
+    path = tmp_path / "g.sqlite"
+    hostile = "\x1b[2J\x1b]0;title\x07evil\u202etxt.png"
+    with Gallery.open(path, read_model_info(tiny_model)) as g:
+        g.enroll("ann", np.eye(1, g.embedding_dim, dtype=np.float32), [hostile])
+    result = run("gallery", "show", "-g", path, "ann")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert "\\x1b[2J" in result.output and "\\u202e" in result.output
