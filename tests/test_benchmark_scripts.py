@@ -65,3 +65,18 @@ def test_runtime_overhead_without_batch_1_does_not_pass_the_batch_1_targets(tiny
     assert report["targets"] == {"embed_vs_session_batch1_ge_0.90": None,
                                  "embed_vs_torch_batch1_ge_3x": None}
     assert "batch 1 not in --batches" in result.stderr
+
+
+# -- camera_loop.py -----------------------------------------------------------------------
+def test_camera_loop_face_target_needs_a_face():
+    """Without scikit-image the video has no face: the face loop embeds nothing (regions per
+    frame 0, embed p50 0.00 ms), and its FPS, the detector's alone, passed the target."""
+    result = run_script(BENCHMARKS / "camera_loop.py", "--frames", "12", "--repeats", "1",
+                        hide=("skimage",))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["content"] == "synthetic pattern"
+    assert report["face_regions_per_frame"] == 0
+    assert report["targets_met"]["face_loop_ge_25fps"] is None
+    assert "no face" in report["targets_not_applicable"]["face_loop_ge_25fps"]
+    assert "face_loop_ge_25fps not applicable: no face" in result.stderr
