@@ -14,6 +14,22 @@ from siamese_edge.runtime.imageio import is_image_path, read_image
 from siamese_edge.runtime.preprocess import fit_image
 
 
+def fit_on_read(image: np.ndarray, height: int | None, width: int | None,
+                channels: int | None) -> np.ndarray:
+    """``image`` fitted to the data set's size as soon as it is read, when the size is
+    known: memory then holds the data set at that size, not every decoded image at full
+    resolution until the end (12 links to one 8192x8192 PNG took 2.6 GB). With the size
+    unknown (the most common one is used) the image is kept as it is.
+
+    Channels unknown (colour if any image is colour), the image keeps its own: a gray one
+    is repeated to three channels later, after the resize here instead of before it, which
+    gives the same pixels (OpenCV resizes each channel alike).
+    """
+    if height is None or width is None:
+        return image
+    return fit_image(image, height, width, channels or image.shape[2])
+
+
 def load_image_folder(root: str | os.PathLike[str], height: int | None = None,
                       width: int | None = None, channels: int | None = None) -> LabelledImages:
     """Read every image under ``root/<identity>/`` at one size.
@@ -31,11 +47,13 @@ def load_image_folder(root: str | os.PathLike[str], height: int | None = None,
         kept = 0
         for path in files:
             try:
-                raw.append(read_image(path))
+                image = read_image(path)
             except ImageReadError as exc:
                 warnings.append(str(exc))
                 warning_classes.append(folder.name)
                 continue
+            raw.append(fit_on_read(image, height, width, channels))
+            del image  # the full-resolution image goes now, not when the next one is read
             labels.append(len(names))
             paths.append(str(path))
             kept += 1

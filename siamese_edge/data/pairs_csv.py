@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siamese_edge.data.folder import fit_on_read
 from siamese_edge.data.labelled import LabelledImages
 from siamese_edge.errors import DatasetError, ImageReadError
 from siamese_edge.runtime.imageio import read_image
@@ -94,10 +95,14 @@ def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,
     raw, warnings, readable = [], [], np.zeros(len(files), bool)
     for k, file in enumerate(files):
         try:
-            raw.append(read_image(file))
-            readable[k] = True
+            image = read_image(file)
         except ImageReadError as exc:
             warnings.append(str(exc))
+            continue
+        # fitted as it is read when the size is known: one full-resolution image at a time
+        raw.append(fit_on_read(image, height, width, channels))
+        del image
+        readable[k] = True
     if not raw:
         raise DatasetError(f"{path}: none of the images could be read")
     pair_array = np.asarray(pairs, np.int64)

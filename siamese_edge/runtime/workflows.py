@@ -76,6 +76,47 @@ def embed_files(embedder: Embedder, name: str, paths: Sequence[str | os.PathLike
     return Enrolment(name, embedder.embed(images), _source_paths(paths), metadata)
 
 
+#: images read, fitted to the model's input and embedded at a time (rounded to a multiple of
+#: the embedder's batch): memory holds one chunk at the model's size, not every decoded image
+#: at full resolution until one embed call (12 links to one 8192x8192 PNG took 2.6 GB)
+EMBED_CHUNK = 256
+
+
+def _read_and_embed(embedder: Embedder, paths: Sequence[Path],
+                    failures: list[tuple[str, str]]) -> tuple[np.ndarray | None, list[Path]]:
+    """Embed the readable ``paths`` a chunk at a time; unreadable ones go to ``failures``.
+
+    Returns the embeddings (None when nothing was readable) and the paths they belong to.
+    Each image is fitted to the model's input as it is read, as ``embed`` would fit it
+    (fitting twice changes nothing), and chunks hold whole batches, so the embeddings are
+    the ones a single ``embed`` of every image gave.
+    """
+    from siamese_edge.runtime.preprocess import fit_image
+
+    pre = embedder.info.preprocessing
+    chunk = max(1, EMBED_CHUNK // embedder.batch_size) * embedder.batch_size
+    parts: list[np.ndarray] = []
+    images: list[np.ndarray] = []
+    kept: list[Path] = []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            failures.append((str(path), str(exc)))
+            continue
+        images.append(fit_image(image, pre.height, pre.width, pre.channels))
+        del image  # the full-resolution image goes now, not when the next one is read
+        kept.append(path)
+        if len(images) == chunk:
+            parts.append(embedder.embed(images))
+            images = []
+    if images:
+        parts.append(embedder.embed(images))
+    if not parts:
+        return None, kept
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), kept
+
+
 def embed_directory(embedder: Embedder, root: str | os.PathLike[str]
                     ) -> tuple[list[Enrolment], list[tuple[str, str]]]:
     """Read and embed ``root/<identity>/*.png|jpg…``, one :class:`Enrolment` per folder.
@@ -104,17 +145,11 @@ def embed_directory(embedder: Embedder, root: str | os.PathLike[str]
         except OSError as exc:  # e.g. no permission: skip it like an unreadable file
             failures.append((str(folder), f"cannot list the folder ({exc.strerror})"))
             continue
-        images, read = [], []
-        for path in paths:
-            try:
-                images.append(read_image(path))
-                read.append(path)
-            except ImageReadError as exc:
-                failures.append((str(path), str(exc)))
-        if not images:
+        embeddings, read = _read_and_embed(embedder, paths, failures)
+        if embeddings is None:
             failures.append((str(folder), "no readable images"))
             continue
-        enrolments.append(Enrolment(name, embedder.embed(images), _source_paths(read),
+        enrolments.append(Enrolment(name, embeddings, _source_paths(read),
                                      origin=str(folder)))
     return enrolments, failures
 
@@ -290,16 +325,11 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[str | os.PathLike[str]]) -
             files.append(item)
         else:
             raise InvalidInputError(f"{item}: no such file or directory")
-    images, kept, failures = [], [], []
-    for path in files:
-        try:
-            images.append(read_image(path))
-            kept.append(path)
-        except ImageReadError as exc:
-            failures.append((str(path), str(exc)))
-    if not images:
+    failures: list[tuple[str, str]] = []
+    embeddings, kept = _read_and_embed(embedder, files, failures)
+    if embeddings is None:
         raise InvalidInputError("no readable images in the inputs")
-    return EmbeddingSet(embedder.embed(images), [str(p) for p in kept],
+    return EmbeddingSet(embeddings, [str(p) for p in kept],
                         [p.parent.name for p in kept], failures)
 
 

@@ -138,3 +138,70 @@ def test_labelled_images_checks_and_subset_keeps_pairs():
     assert part.pairs.tolist() == [[0, 1, 0], [1, 2, 1]]
     assert part.images[:, 0, 0, 0].tolist() == [1, 2, 3]
     assert data.select_classes(["b"]).labels.tolist() == [1, 1]
+
+
+class _FullSizeSpy:
+    """Wraps a loader's ``read_image``: the most full-resolution images alive at once."""
+
+    def __init__(self, monkeypatch, module):
+        import weakref
+
+        from siamese_edge.runtime.imageio import read_image
+
+        self.alive: list = []
+        self.most_alive = 0
+
+        def reading(path):
+            self.alive = [ref for ref in self.alive if ref() is not None]
+            self.most_alive = max(self.most_alive, len(self.alive))
+            image = read_image(path)
+            self.alive.append(weakref.ref(image))
+            return image
+
+        monkeypatch.setattr(module, "read_image", reading)
+
+
+def _reference(paths, height, width, channels):
+    """What the loaders gave before: every image read whole, then each fitted."""
+    from siamese_edge.runtime.imageio import read_image
+    from siamese_edge.runtime.preprocess import fit_image
+
+    raw = [read_image(p) for p in paths]
+    channels = channels or (3 if any(r.shape[2] == 3 for r in raw) else 1)
+    return np.stack([fit_image(r, height, width, channels) for r in raw])
+
+
+@pytest.mark.parametrize("channels", [None, 1, 3])
+def test_image_folder_fits_each_image_as_it_is_read(tmp_path, monkeypatch, channels):
+    # every image was held at full resolution until all were read (12 links to one
+    # 8192x8192 PNG: 2.6 GB); with the size known each is fitted at once, same pixels
+    import siamese_edge.data.folder as folder
+
+    make_folder(tmp_path / "d")
+    spy = _FullSizeSpy(monkeypatch, folder)
+    data = load_dataset(tmp_path / "d", height=7, width=13, channels=channels)
+    assert spy.most_alive <= 1
+    assert np.array_equal(data.images, _reference(data.paths, 7, 13, channels))
+
+
+@pytest.mark.parametrize("channels", [None, 1, 3])
+def test_pairs_csv_fits_each_image_as_it_is_read(tmp_path, monkeypatch, channels):
+    import siamese_edge.data.pairs_csv as pairs_csv
+
+    make_folder(tmp_path / "d")
+    (tmp_path / "p.csv").write_text("d/ann/a.png,d/ann/b.jpg,1\nd/ben/c.png,d/ben/d.png,1\n"
+                                    "d/ann/a.png,d/ben/broken.png,0\n")
+    spy = _FullSizeSpy(monkeypatch, pairs_csv)
+    data = load_dataset(tmp_path / "p.csv", height=7, width=13, channels=channels)
+    assert spy.most_alive <= 1
+    assert np.array_equal(data.images, _reference(data.paths, 7, 13, channels))
+    assert data.pairs.tolist() == [[0, 1, 1], [2, 3, 1]] and len(data.warnings) == 1
+
+
+def test_size_unknown_loaders_still_use_the_most_common_size(tmp_path):
+    make_folder(tmp_path / "d")
+    (tmp_path / "p.csv").write_text("d/ann/a.png,d/ben/c.png,0\nd/ann/b.jpg,d/ben/d.png,0\n")
+    for source in (tmp_path / "d", tmp_path / "p.csv"):
+        data = load_dataset(source)
+        assert data.images.shape[1:] == (20, 10, 3)
+        assert np.array_equal(data.images, _reference(data.paths, 20, 10, None))
