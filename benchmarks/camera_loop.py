@@ -7,6 +7,9 @@ when it is installed, else a moving synthetic pattern), then measures on at most
 - ``loop_fps``: capture thread → whole-frame region → embed → 1:N match → 3/5 vote → events;
 - ``face_loop_fps``: the same with the Haar face detector (``--roi face``).
 
+Each variant runs once untimed, then once per round (``--repeats``) in a new random order
+each round, and the best round of each is reported.
+
 Targets: ``loop_fps >= 0.8 * decode_fps`` and ``face_loop_fps >= 25``. The face target is
 null (``targets_not_applicable`` says why) when no face was found in the video.
 
@@ -26,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from siamese_edge.benchmarking import time_interleaved
 
 WIDTH, HEIGHT = 640, 480
 
@@ -78,10 +83,11 @@ def decode_fps(video: Path) -> dict:
     return {"fps": round(frames / elapsed, 2), "cpu_ms_per_frame": round(cpu_ms, 3)}
 
 
-def parallel_decode_scaling(video: Path, single_fps: float) -> float:
-    """Total FPS of two threads decoding at once / one thread: ~2 on two free cores, ~1 when
-    other processes take the second core (the loop's capture thread then competes with its
-    own inference, and ``loop_vs_decode`` drops accordingly)."""
+def parallel_decode_fps(video: Path) -> dict:
+    """Total FPS of two threads decoding at once. Over one thread's (``parallel_decode_scaling``)
+    it is ~2 on two free cores, ~1 when other processes take the second core (the loop's
+    capture thread then competes with its own inference, and ``loop_vs_decode`` drops
+    accordingly)."""
     import threading
 
     counts: list[int] = []
@@ -92,7 +98,7 @@ def parallel_decode_scaling(video: Path, single_fps: float) -> float:
         thread.start()
     for thread in threads:
         thread.join()
-    return round(sum(counts) / (time.perf_counter() - start) / single_fps, 2)
+    return {"fps": round(sum(counts) / (time.perf_counter() - start), 2)}
 
 
 def _decode_count(video: Path) -> int:
@@ -134,12 +140,31 @@ def loop_fps(embedder, video: Path, roi: str, detector=None) -> dict:
     return summary
 
 
+def interleaved_runs(runs: dict, repeats: int, warmup: int = 1) -> dict:
+    """Each run's results (dicts with ``fps``) over ``repeats`` rounds, after ``warmup``
+    untimed runs of each.
+
+    The rounds are :func:`siamese_edge.benchmarking.time_interleaved`'s: every run once per
+    round, in a new seeded random order, so that a neighbour's load or a frequency change hits
+    decoding and the loop alike; run in blocks (all decodes, then all loops) they skewed
+    ``loop_vs_decode``. The warm-up keeps first-call costs (the session's, the decoder's and
+    the cascade's set-up) out: they dominated small runs. Its timings are not used: each run
+    measures its own FPS.
+    """
+    results: dict = {name: [] for name in runs}
+    time_interleaved({name: lambda name=name: results[name].append(runs[name]())
+                      for name in runs}, repeats, warmup)
+    return {name: values[warmup:] for name, values in results.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="ONNX model (default: a generated tiny one)")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="best of this many rounds (each times every variant once, after "
+                        "one untimed warm-up run of each)")
     args = parser.parse_args()
 
     cores = limit_cores(args.cores)
@@ -155,16 +180,22 @@ def main() -> None:
         model = Path(args.model) if args.model else default_model(folder)
         embedder = OnnxRuntimeEmbedder(model, intra_op_threads=1)
         load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-        decode = max((decode_fps(video) for _ in range(args.repeats)), key=lambda d: d["fps"])
-        scaling = parallel_decode_scaling(video, decode["fps"])
-        whole = max((loop_fps(embedder, video, "whole") for _ in range(args.repeats)),
-                    key=lambda s: s["fps"])
-        face = max((loop_fps(embedder, video, "face") for _ in range(args.repeats)),
-                   key=lambda s: s["fps"])
         from siamese_edge.camera.detectors import HaarFaceDetector
 
-        # For reference: the Haar cascade over the whole frame on every frame (no tracking).
-        full = loop_fps(embedder, video, "face", HaarFaceDetector(refresh_every=1))
+        runs = interleaved_runs({
+            "decode": lambda: decode_fps(video),
+            "decode_2_threads": lambda: parallel_decode_fps(video),
+            "whole": lambda: loop_fps(embedder, video, "whole"),
+            "face": lambda: loop_fps(embedder, video, "face"),
+            # For reference: the Haar cascade over the whole frame on every frame (no
+            # tracking); a new detector each run, so no run inherits another's tracks.
+            "full": lambda: loop_fps(embedder, video, "face", HaarFaceDetector(refresh_every=1)),
+        }, args.repeats)
+        # best of the rounds: the least disturbed
+        decode, parallel, whole, face, full = (max(runs[name], key=lambda r: r["fps"]) for name
+                                               in ("decode", "decode_2_threads", "whole",
+                                                   "face", "full"))
+        scaling = round(parallel["fps"] / decode["fps"], 2)
 
     progress(f"{args.frames} frames {WIDTH}x{HEIGHT} MJPG ({content}), {cores} cores, "
              f"model {model.name}")

@@ -80,3 +80,77 @@ def test_camera_loop_face_target_needs_a_face():
     assert report["targets_met"]["face_loop_ge_25fps"] is None
     assert "no face" in report["targets_not_applicable"]["face_loop_ge_25fps"]
     assert "face_loop_ge_25fps not applicable: no face" in result.stderr
+
+
+def test_camera_loop_interleaves_decoding_and_the_loops_after_a_warm_up(monkeypatch, capsys):
+    """loop_vs_decode and the decode scaling are ratios: each round runs every variant once,
+    after one untimed run of each (first calls pay for set-up); they ran in blocks, all
+    decodes then all loops, without a warm-up."""
+    import cv2
+
+    from siamese_edge.runtime import onnxruntime_embedder
+
+    camera_loop = load_script("camera_loop")
+    calls = []
+
+    def decode(video):
+        calls.append("decode")
+        return {"fps": 1000.0, "cpu_ms_per_frame": 1.0}
+
+    def two_threads(video, *args):
+        calls.append("decode_2_threads")
+        return {"fps": 1500.0} if not args else 1.5
+
+    def loop(embedder, video, roi, detector=None):
+        calls.append("full" if detector else roi)
+        return {"fps": 500.0, "cpu_ms_per_frame": 2.0, "regions_per_frame": 1.0,
+                "latency_ms": {stage: {"p50": 1.0, "p99": 2.0}
+                               for stage in ("capture", "detect", "embed", "match")}}
+
+    monkeypatch.setattr(camera_loop, "limit_cores", lambda cores: cores)  # no pinning here
+    monkeypatch.setattr(cv2, "setNumThreads", lambda threads: None)
+    monkeypatch.setattr(camera_loop, "make_video", lambda path, frames: "astronaut")
+    monkeypatch.setattr(onnxruntime_embedder, "OnnxRuntimeEmbedder", lambda *a, **k: None)
+    monkeypatch.setattr(camera_loop, "decode_fps", decode)
+    monkeypatch.setattr(camera_loop, "loop_fps", loop)
+    for name in ("parallel_decode_fps", "parallel_decode_scaling"):  # new and old name
+        monkeypatch.setattr(camera_loop, name, two_threads, raising=False)
+    monkeypatch.setattr(sys, "argv", ["camera_loop.py", "--model", "m.onnx", "--repeats", "3"])
+    camera_loop.main()
+
+    variants = {"decode", "decode_2_threads", "whole", "face", "full"}
+    assert set(calls[:5]) == variants, calls  # the warm-up: one run of each first
+    rounds = [calls[i:i + 5] for i in range(5, len(calls), 5)]
+    assert len(rounds) == 3 and all(set(r) == variants for r in rounds), calls
+    report = json.loads(capsys.readouterr().out)
+    assert report["loop_vs_decode"] == 0.5 and report["parallel_decode_scaling"] == 1.5
+
+
+# -- gallery_search.py --------------------------------------------------------------------
+def test_gallery_search_times_both_indexes_side_by_side(monkeypatch, capsys):
+    """batch64_speedup_vs_faiss compares the two indexes: their searches alternate round by
+    round; all SearchIndex timings came first, then all faiss timings."""
+    faiss = pytest.importorskip("faiss")
+    from siamese_edge.runtime.search_index import SearchIndex
+
+    gallery_search = load_script("gallery_search")
+    calls = []
+
+    def spy(cls, label):
+        original = cls.search
+
+        def search(self, queries, *args, **kwargs):
+            calls.append(label)
+            return original(self, queries, *args, **kwargs)
+        monkeypatch.setattr(cls, "search", search)
+
+    spy(SearchIndex, "index")
+    spy(faiss.IndexFlatIP, "faiss")
+    monkeypatch.setattr(sys, "argv", ["gallery_search.py", "--n", "2000", "--repeats", "3",
+                                      "--check-queries", "4"])
+    gallery_search.main()
+    first_faiss = calls.index("faiss")
+    assert calls[first_faiss:].count("index") >= 6, calls  # 3 rounds of batch 1 and 64
+    report = json.loads(capsys.readouterr().out)
+    assert report["exact"] and report["faiss_exact"]
+    assert report["batch64_speedup_vs_faiss"] > 0 and report["batch1_over_read"] > 0
