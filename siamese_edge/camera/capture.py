@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
+from siamese_edge.camera.sources import FrameTooLargeError, check_frame_size
 from siamese_edge.runtime.imageio import to_rgb_or_gray
 
 
@@ -174,6 +175,11 @@ class FrameGrabber:
                     if not self._reopen():
                         break
                     continue
+                # before any conversion: a source that did not declare its size at open
+                # (or changed it) is refused on its first oversized frame, not copied
+                shape = np.shape(image)
+                if len(shape) >= 2:  # other shapes are refused by to_rgb_or_gray
+                    check_frame_size(int(shape[1]), int(shape[0]), "--camera")
                 rgb = to_rgb_or_gray(image, bgr=True)
                 if rgb.shape[2] == 1:
                     rgb = np.repeat(rgb, 3, axis=2)
@@ -217,6 +223,8 @@ class FrameGrabber:
                 return False
             try:
                 self._reader = self._open_reader()
+            except FrameTooLargeError:
+                raise  # not an outage: the same frames would come again
             except Exception as exc:  # the stream is still down: try again later
                 self._status("reopen_failed", attempt=attempt, retry_in_s=round(
                     self.backoff.delay(attempt + 1), 3), error=str(exc))

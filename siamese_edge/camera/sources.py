@@ -38,6 +38,27 @@ class CameraError(InvalidInputError):
     """A camera or stream cannot be opened (shown in one line by the CLI)."""
 
 
+class FrameTooLargeError(CameraError):
+    """The source's frames are over :data:`~siamese_edge.runtime.imageio.MAX_IMAGE_PIXELS`.
+
+    Not a passing outage: a live source is not reopened for it (it would send the same)."""
+
+
+def check_frame_size(width: int, height: int, where: str) -> None:
+    """Refuse frames over the still-image pixel cap: a video has none of its own, and a
+    4.5 MB MJPEG file of 16000x16000 frames took 3.7 GB (a cv2.error traceback under a
+    memory limit), three copies of each frame being decoded, converted and resized.
+
+    Raises:
+        FrameTooLargeError: ``width * height`` is over the cap (unknown sizes, 0, pass).
+    """
+    from siamese_edge.runtime.imageio import MAX_IMAGE_PIXELS
+
+    if width > 0 and height > 0 and width * height > MAX_IMAGE_PIXELS:
+        raise FrameTooLargeError(f"{where}: frames of {width}x{height} pixels are over the "
+                                 f"limit of {MAX_IMAGE_PIXELS} pixels")
+
+
 @dataclass(frozen=True)
 class CameraSource:
     """A parsed ``--camera`` value.
@@ -188,6 +209,18 @@ def open_capture(source: CameraSource, open_timeout_s: float = DEFAULT_OPEN_TIME
                 "gstreamer": " (check the pipeline with gst-launch-1.0)"}[source.kind]
         raise CameraError(f"--camera {source.text}: cannot open via "
                           f"{source.backend_name}{hint}")
+    # the size the source declares (0 when it does not say before its first frame):
+    # refused here, before a frame is decoded; FrameGrabber checks every frame as read
+    try:
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    except (cv2.error, ValueError, OverflowError):  # a backend that cannot say (or NaN)
+        width = height = 0
+    try:
+        check_frame_size(width, height, f"--camera {source.text}")
+    except FrameTooLargeError:
+        capture.release()
+        raise
     if source.live:
         # A driver-side queue of old frames would defeat keeping only the newest one.
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
