@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _script (see there)
+from _script import run_main  # noqa: E402
+
 ROOT = Path("/usr/share/datasets/fashion-mnist")
 TARGET = {"auc": 0.93, "eer": 0.14}
 DATASETS = ("fashion-mnist", "digits")
@@ -173,9 +176,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from siamese_edge.errors import SiameseEdgeError
-
-    try:
-        main()
-    except SiameseEdgeError as exc:  # a bad --set value: one line, no traceback
-        sys.exit(f"error: {exc}")
+    run_main(main, __file__)

@@ -32,6 +32,9 @@ import numpy as np
 
 from siamese_edge.benchmarking import time_interleaved
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _script (see there)
+from _script import run_main  # noqa: E402
+
 WIDTH, HEIGHT = 640, 480
 
 
@@ -235,4 +238,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, __file__, train_hint="without --model it builds a test model with onnx: "
+             "pass --model MODEL.onnx")

@@ -21,11 +21,15 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 from siamese_edge.benchmarking import time_interleaved
 from siamese_edge.runtime.search_index import SearchIndex
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _script (see there)
+from _script import run_main  # noqa: E402
 
 
 def progress(*parts: object) -> None:
@@ -140,4 +144,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, __file__)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _script (see there)
+from _script import run_main  # noqa: E402
 
 BATCHES = (1, 8, 32)
 
@@ -105,11 +107,8 @@ def main() -> int:
     if args.model:
         model = Path(args.model)
     else:
-        try:
-            model, torch_net = make_model(out / "model.onnx")
-        except ImportError as exc:  # the runtime-only image of a device has no torch
-            sys.exit(f"gpu_check: without --model it builds a test model, which needs the "
-                     f"train extra ({exc.name} missing); pass --model MODEL.onnx")
+        # on the runtime-only image of a device there is no torch: run_main says so
+        model, torch_net = make_model(out / "model.onnx")
     from siamese_edge.runtime.model_file import read_model_info
     info = read_model_info(model)
     pre = info.preprocessing
@@ -253,4 +252,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, __file__, train_hint="without --model it builds a test model with torch: "
+             "pass --model MODEL.onnx")

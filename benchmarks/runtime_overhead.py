@@ -33,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _script (see there)
+from _script import run_main  # noqa: E402
 
 from siamese_edge.benchmarking import summarize, time_interleaved  # noqa: E402
 
@@ -172,4 +174,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, __file__, train_hint="without --model, or with --run, it times a torch "
+             "twin: pass --model MODEL.onnx alone to time without torch")

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from siamese_edge.data.idx import read_idx
 from siamese_edge.runtime.imageio import write_image
+
+# benchmarks/_script.py: a missing data set is one line, not a traceback
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _script import run_main  # noqa: E402
 
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
            "bag", "ankle-boot"]
@@ -47,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, __file__)

@@ -21,7 +21,11 @@ def load_script(name: str):
     """A benchmark script as a module (its ``main`` does not run)."""
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    saved = list(sys.path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved  # the script puts benchmarks/ (and the root) first
     return module
 
 
@@ -154,3 +158,44 @@ def test_gallery_search_times_both_indexes_side_by_side(monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["exact"] and report["faiss_exact"]
     assert report["batch64_speedup_vs_faiss"] > 0 and report["batch1_over_read"] > 0
+
+
+# -- one-line errors ----------------------------------------------------------------------
+@pytest.mark.parametrize("script, args, hide, expected", [
+    ("accuracy_unseen.py", ["--losses", "triplet"], ("torch",),
+     "needs the train extra (torch missing): pip install 'siamese-edge[train]'"),
+    ("runtime_overhead.py", ["--iterations", "2"], ("torch",),
+     "(torch missing): pip install 'siamese-edge[train]'; without --model"),
+    ("camera_loop.py", ["--frames", "5", "--repeats", "1"], ("onnx",),
+     "(onnx missing): pip install 'siamese-edge[train]'; without --model"),
+    ("camera_loop.py", ["--model", "/nonexistent.onnx", "--frames", "5", "--repeats", "1"], (),
+     "/nonexistent.onnx: no such model file"),
+    ("runtime_overhead.py", ["--model", "/nonexistent.onnx"], (),
+     "/nonexistent.onnx: no such model file"),
+    ("gpu_check.py", ["--model", "/nonexistent.onnx", "--out", "{tmp}/out"], (),
+     "/nonexistent.onnx: no such model file"),
+    ("../models/make_samples.py", ["--root", "{tmp}/none", "--out", "{tmp}/samples"], (),
+     "t10k-images-idx3-ubyte.gz: cannot read"),
+])
+def test_scripts_fail_in_one_line(script, args, hide, expected, tmp_path):
+    """A missing package, model or data set was a traceback (ModuleNotFoundError, ModelError,
+    DatasetError); it is one line naming the script, and exit status 1."""
+    path = (BENCHMARKS / script).resolve()
+    result = run_script(path, *(a.format(tmp=tmp_path) for a in args), hide=hide)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"{path.stem}: ") and expected in line, line
+
+
+def test_a_missing_module_of_siamese_edge_keeps_its_traceback():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from _script import missing_message
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert missing_message(ModuleNotFoundError("x", name="siamese_edge.nothing")) is None
+    assert missing_message(ModuleNotFoundError("x", name="faiss.swigfaiss")) == \
+        "needs the faiss extra (faiss missing): pip install 'siamese-edge[faiss]'"
+    assert missing_message(ModuleNotFoundError("x", name="sklearn")) == \
+        "needs scikit-learn (sklearn missing): pip install 'scikit-learn'"
