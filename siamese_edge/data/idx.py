@@ -7,6 +7,7 @@ dimension, then the data in C order.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import stat
@@ -50,8 +51,12 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     with handle:
         compressed = False
         try:
-            compressed = handle.peek(2)[:2] == _GZIP_MAGIC  # peek: a pipe cannot seek back
+            # read (not peek: a pipe may hand over one byte at a time) and put back, since
+            # a pipe cannot seek
+            first = handle.read(2)
+            compressed = first == _GZIP_MAGIC
             status = os.fstat(handle.fileno())
+            handle = io.BufferedReader(_Prefixed(first, handle))
             # a regular file's size bounds its data; a pipe's is unknown until it ends
             size = status.st_size if stat.S_ISREG(status.st_mode) else None
             if compressed:
@@ -65,6 +70,26 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
                 raise DatasetError(f"{path}: corrupt gzip data ({exc})") from None
             reason = getattr(exc, "strerror", None) or str(exc)
             raise DatasetError(f"{path}: cannot read ({reason})") from None
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` and then the rest of ``stream``: bytes read to look at, put back."""
+
+    def __init__(self, prefix: bytes, stream) -> None:
+        self._prefix, self._stream = prefix, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def _read_idx_stream(stream, path: Path, limit: int | None, exact: bool) -> np.ndarray:

@@ -26,7 +26,9 @@ def replaced_on_success(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     destroyed the file it pointed at (a gallery). It gets the permissions a new file would.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    # a short prefix: a name near the file system's limit (255 bytes) must still fit
+    fd, name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".partial",
+                                dir=path.parent)
     partial = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:

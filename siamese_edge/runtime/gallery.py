@@ -823,9 +823,10 @@ def _json_or_none(text: str) -> Any:
         return None
 
 
-#: identity metadata nested deeper than this is refused: stored, it could no longer be
-#: shown (printing JSON recurses once per level)
-MAX_METADATA_DEPTH = 32
+#: identity metadata nested deeper than this is refused: printing JSON recurses once per
+#: level, and Python stops at about 1,000 (metadata stored by older versions at any depth up
+#: to this still imports and re-embeds)
+MAX_METADATA_DEPTH = 256
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -854,5 +855,5 @@ def _parse_metadata(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text or "{}")
     except (json.JSONDecodeError, RecursionError):
-        return {"_unparsed": text[:200]}
+        return {"_unparsed": text}  # kept whole: an export carries it on
     return value if isinstance(value, dict) else {"_value": value}

@@ -34,3 +34,10 @@ def test_the_output_gets_the_permissions_of_a_new_file_and_failures_leave_nothin
             handle.write(b"half")
             raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_a_name_near_the_file_system_limit_still_fits(tmp_path):
+    name = "n" * 247 + ".npz"  # 251 bytes: the temporary name once added 18 more
+    with replaced_on_success(tmp_path / name) as handle:
+        handle.write(b"x")
+    assert (tmp_path / name).read_bytes() == b"x"

@@ -482,10 +482,27 @@ def test_deeply_nested_json_is_refused_in_one_line(tmp_path):
         read_export(meta)
     with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
         nested: dict = {}
-        for _ in range(40):
+        for _ in range(300):
             nested = {"a": nested}
-        with pytest.raises(InvalidInputError, match="nested deeper than 32"):
-            g.enroll("bob", unit([[1, 0, 0, 0]]), metadata=nested)  # could not be shown
+        with pytest.raises(InvalidInputError, match="nested deeper than 256"):
+            g.enroll("bob", unit([[1, 0, 0, 0]]), metadata=nested)  # near Python's limit
+        for _ in range(260):
+            nested = nested["a"]
+        g.enroll("ann", unit([[1, 0, 0, 0]]), metadata=nested)  # 40 levels: older
+        export_gallery(g, tmp_path / "deep40.npz")  # versions stored it; it must travel on
+    assert import_gallery(tmp_path / "copy.sqlite", tmp_path / "deep40.npz").imported == \
+        {"ann": 1}
+
+
+def test_metadata_that_is_not_json_is_kept_whole(tmp_path):
+    with Gallery.open(tmp_path / "g.sqlite", INFO) as g:
+        g.enroll("bob", unit([[1, 0, 0, 0]]))
+    db = sqlite3.connect(tmp_path / "g.sqlite")
+    db.execute("UPDATE identities SET metadata = ?", ("not json " * 40,))
+    db.commit()
+    db.close()
+    with Gallery.open(tmp_path / "g.sqlite", INFO, create=False) as g:
+        assert g.identity("bob").metadata == {"_unparsed": "not json " * 40}  # was cut at 200
 
 
 def _npy_array(text: str) -> bytes:
