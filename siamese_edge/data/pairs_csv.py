@@ -44,14 +44,20 @@ def identities_from_pairs(count: int, pairs: np.ndarray) -> np.ndarray:
     return np.unique(roots, return_inverse=True)[1].astype(np.int64)
 
 
-def _is_header(row: list[str]) -> bool:
-    """A first row whose label does not parse as an integer, by the rule the rows use: a
-    test of its characters took a data row labelled "+1" for a header and dropped its pair."""
+def parses_as_label(text: str) -> bool:
+    """The rule a pairs file's label follows, ``int()``: a test of its characters took a
+    data row labelled "+1" for a header and dropped its pair. ``compare --pairs`` uses it
+    too, so both readers tell a header from a pair alike."""
     try:
-        int(row[2 if len(row) >= 3 else -1].strip())
+        int(text.strip())
     except ValueError:
-        return True
-    return False
+        return False
+    return True
+
+
+def _is_header(row: list[str]) -> bool:
+    """A first row whose label does not parse as an integer, by the rule the rows use."""
+    return not parses_as_label(row[2 if len(row) >= 3 else -1])
 
 
 def load_pairs_csv(path: str | os.PathLike[str], height: int | None = None,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siamese_edge.data.pairs_csv import parses_as_label
 from siamese_edge.errors import ImageReadError, InvalidInputError
 from siamese_edge.runtime.embedder import Embedder
 from siamese_edge.runtime.imageio import read_image
@@ -75,7 +76,7 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             raise InvalidInputError(f"--pairs {path}, line {number}: a path holds a NUL byte")
         fields = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
         fields = [f.strip() for f in fields]
-        if len(fields) == 3 and _is_integer(fields[2]):
+        if len(fields) == 3 and parses_as_label(fields[2]):
             fields = fields[:2]  # a labelled pairs CSV
         elif not pairs and (len(fields) == 3 or [f.lower() for f in fields] == ["img1", "img2"]):
             continue  # a header: as the pairs CSV reader, any first row without a label
@@ -86,15 +87,6 @@ def read_pair_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     if not pairs:
         raise InvalidInputError(f"--pairs {path}: no pairs in it")
     return pairs
-
-
-def _is_integer(text: str) -> bool:
-    """The label rule of the pairs CSV reader (``int()``): "+1" is a label, not a header."""
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True
 
 
 def compare_pairs(embedder: Embedder, pairs: Sequence[tuple[str, str]],
