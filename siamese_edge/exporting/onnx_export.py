@@ -22,7 +22,7 @@ import numpy as np
 
 from siamese_edge.errors import ExportError, InvalidInputError, MissingDependencyError
 from siamese_edge.model_info import METADATA_KEY, ModelInfo
-from siamese_edge.runtime.atomic_file import same_file
+from siamese_edge.runtime.atomic_file import create_folder, new_file_mode, same_file
 from siamese_edge.runtime.preprocess import normalize
 
 #: Largest |ONNX Runtime − PyTorch| allowed on unit-length embeddings.
@@ -135,12 +135,10 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
         raise ExportError(f"opset {opset} is below {MIN_OPSET}, the lowest supported")
     refuse_run_files(run_dir, out_path)
     out_path = Path(out_path)
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # mkdir says "File exists" of a file where a folder is needed
-        reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+    reason = create_folder(out_path.parent)
+    if reason:
         raise ExportError(f"{out_path}: cannot create its folder {out_path.parent} "
-                          f"({reason or exc})") from None
+                          f"({reason})")
     run = load_run(run_dir)
     pre = run.preprocessing
     model = run.model.eval()
@@ -184,7 +182,7 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
         if not diff <= tolerance:
             raise ExportError(f"ONNX Runtime and PyTorch disagree: max |diff| {diff:.3g} > "
                               f"tolerance {tolerance:g}; model not written")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a model is not
+        os.chmod(tmp, new_file_mode())  # mkstemp makes it private; a model is not
         os.replace(tmp, out_path)
     except ExportError:
         raise
@@ -196,12 +194,6 @@ def export_run(run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
         tmp.unlink(missing_ok=True)
     return ExportReport(str(out_path), info, diff, tolerance, batches,
                         out_path.stat().st_size, time.time() - started)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 _PASSTHROUGH = "siamese_edge.opset_passthrough"

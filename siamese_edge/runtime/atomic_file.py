@@ -33,16 +33,29 @@ def replaced_on_success(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
-        os.chmod(partial, 0o666 & ~_umask())  # mkstemp makes it 0600
+        os.chmod(partial, new_file_mode())  # mkstemp makes it 0600
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The permissions a newly created file gets here (0666 less the umask): what a file
+    made private by ``mkstemp`` is set to before it replaces an output."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
+
+
+def create_folder(folder: str | os.PathLike[str]) -> str | None:
+    """Make ``folder`` and its parents; None when it exists now, else why it cannot
+    (mkdir says "File exists" of a file where a folder is needed: said plainly)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        return reason or str(exc)
+    return None
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from siamese_edge.errors import InvalidInputError
-from siamese_edge.runtime.atomic_file import replaced_on_success, same_file
+from siamese_edge.runtime.atomic_file import create_folder, replaced_on_success, same_file
 from siamese_edge.tensorrt.errors import EngineBuildError, PrecisionUnsupportedError
 from siamese_edge.tensorrt.native_stdout import native_stdout_to_stderr
 
@@ -235,11 +235,9 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     info = _read_info(onnx_path)
     refuse_output_over_model(onnx_path, engine_path)
-    try:  # found out now, not after minutes of building
-        engine_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInputError(f"{engine_path}: cannot create its folder "
-                                f"({exc.strerror or exc})") from None
+    reason = create_folder(engine_path.parent)  # found out now, not after minutes of building
+    if reason:
+        raise InvalidInputError(f"{engine_path}: cannot create its folder ({reason})")
     if not os.access(engine_path.parent, os.W_OK):
         raise InvalidInputError(f"{engine_path}: its folder cannot be written")
     notes: list[str] = []

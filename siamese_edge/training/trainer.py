@@ -29,7 +29,7 @@ from siamese_edge.data.labelled import LabelledImages
 from siamese_edge.data.loading import load_dataset
 from siamese_edge.errors import DatasetError, InvalidInputError, SiameseEdgeError
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc
-from siamese_edge.runtime.atomic_file import replaced_on_success
+from siamese_edge.runtime.atomic_file import create_folder, replaced_on_success
 from siamese_edge.runtime.preprocess import normalize
 from siamese_edge.training.augment import Augmenter
 from siamese_edge.training.config import TrainConfig
@@ -446,12 +446,10 @@ class Trainer:
     def _make_run_dir(self) -> None:
         """Before the data is read: a path that cannot hold the run is refused at once, not
         after loading and building everything."""
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # mkdir says "File exists" of a file where a folder is needed
-            reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        reason = create_folder(self.run_dir)
+        if reason:
             raise InvalidInputError(f"{self.run_dir}: cannot create the run directory "
-                                    f"({reason or exc})") from None
+                                    f"({reason})")
         if not os.access(self.run_dir, os.W_OK | os.X_OK):
             raise InvalidInputError(f"{self.run_dir}: the run directory is not writable")
 
