@@ -74,3 +74,25 @@ def write_random_people(root: Path, names: tuple[str, ...], per_identity: int,
         for i in range(per_identity):
             write_image(root / name / f"{i}.png", rng.integers(0, 256, shape, dtype=np.uint8))
     return root
+
+
+class FullSizeImages:
+    """Wraps ``module.read_image``: how many full-resolution images were alive at once, to
+    show a loader fits or embeds each image before reading the next ones."""
+
+    def __init__(self, monkeypatch, module) -> None:
+        import weakref
+
+        from siamese_edge.runtime.imageio import read_image
+
+        self.alive: list = []
+        self.most_alive = 0
+
+        def reading(path):
+            self.alive = [ref for ref in self.alive if ref() is not None]
+            self.most_alive = max(self.most_alive, len(self.alive))
+            image = read_image(path)
+            self.alive.append(weakref.ref(image))
+            return image
+
+        monkeypatch.setattr(module, "read_image", reading)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from model_factory import FullSizeImages
 from siamese_edge.data.loading import load_dataset
 from siamese_edge.data.pairs_csv import identities_from_pairs
 from siamese_edge.errors import DatasetError
@@ -140,27 +141,6 @@ def test_labelled_images_checks_and_subset_keeps_pairs():
     assert data.select_classes(["b"]).labels.tolist() == [1, 1]
 
 
-class _FullSizeSpy:
-    """Wraps a loader's ``read_image``: the most full-resolution images alive at once."""
-
-    def __init__(self, monkeypatch, module):
-        import weakref
-
-        from siamese_edge.runtime.imageio import read_image
-
-        self.alive: list = []
-        self.most_alive = 0
-
-        def reading(path):
-            self.alive = [ref for ref in self.alive if ref() is not None]
-            self.most_alive = max(self.most_alive, len(self.alive))
-            image = read_image(path)
-            self.alive.append(weakref.ref(image))
-            return image
-
-        monkeypatch.setattr(module, "read_image", reading)
-
-
 def _reference(paths, height, width, channels):
     """What the loaders gave before: every image read whole, then each fitted."""
     from siamese_edge.runtime.imageio import read_image
@@ -178,7 +158,7 @@ def test_image_folder_fits_each_image_as_it_is_read(tmp_path, monkeypatch, chann
     import siamese_edge.data.folder as folder
 
     make_folder(tmp_path / "d")
-    spy = _FullSizeSpy(monkeypatch, folder)
+    spy = FullSizeImages(monkeypatch, folder)
     data = load_dataset(tmp_path / "d", height=7, width=13, channels=channels)
     assert spy.most_alive <= 1
     assert np.array_equal(data.images, _reference(data.paths, 7, 13, channels))
@@ -191,7 +171,7 @@ def test_pairs_csv_fits_each_image_as_it_is_read(tmp_path, monkeypatch, channels
     make_folder(tmp_path / "d")
     (tmp_path / "p.csv").write_text("d/ann/a.png,d/ann/b.jpg,1\nd/ben/c.png,d/ben/d.png,1\n"
                                     "d/ann/a.png,d/ben/broken.png,0\n")
-    spy = _FullSizeSpy(monkeypatch, pairs_csv)
+    spy = FullSizeImages(monkeypatch, pairs_csv)
     data = load_dataset(tmp_path / "p.csv", height=7, width=13, channels=channels)
     assert spy.most_alive <= 1
     assert np.array_equal(data.images, _reference(data.paths, 7, 13, channels))

@@ -259,25 +259,36 @@ def test_import_keeps_float16_storage_and_enroll_refuses_times_that_are_not_date
         assert g.template_dtype == "float16"  # it became float32, twice the size
 
 
-class FailingEmbedder:
-    """Embeds like a model bound to INFO, and fails at its second batch."""
+class StandInEmbedder:
+    """Embeds like a model bound to INFO. ``fail_at``: the batch that raises (the
+    accelerator went away); ``during``: called at the first batch (another process at
+    work meanwhile)."""
 
     info = INFO
 
-    def __init__(self):
-        self.batches = 0
+    def __init__(self, fail_at: int | None = None, during=None):
+        self.batches, self.fail_at, self.during = 0, fail_at, during
 
     def embed(self, images):
         self.batches += 1
-        if self.batches == 2:
+        if self.batches == self.fail_at:
             raise RuntimeError("the accelerator went away")
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
         return unit(np.ones((len(images), 4)))
 
 
-def test_reembed_never_writes_into_an_existing_gallery_nor_leaves_half_a_new_one(tmp_path):
+@pytest.fixture
+def image(tmp_path):
+    """An 8x8 PNG that templates name as their source."""
     cv2 = pytest.importorskip("cv2")
-    image = tmp_path / "a.png"
-    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), np.zeros((8, 8), np.uint8))
+    return path
+
+
+def test_reembed_never_writes_into_an_existing_gallery_nor_leaves_half_a_new_one(tmp_path, image):
     with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
         for name in ("ann", "bob", "cat"):
             source.enroll(name, unit([[1, 0, 0, 0]]), [str(image)])
@@ -286,36 +297,20 @@ def test_reembed_never_writes_into_an_existing_gallery_nor_leaves_half_a_new_one
             g.enroll("bob", unit([[0, 1, 0, 0]]))
         before = existing.read_bytes()
         with pytest.raises(InvalidInputError, match="dst.sqlite: already exists"):
-            reembed_gallery(FailingEmbedder(), source, existing)
+            reembed_gallery(StandInEmbedder(fail_at=2), source, existing)
         assert existing.read_bytes() == before
         with pytest.raises(RuntimeError, match="accelerator"):
-            reembed_gallery(FailingEmbedder(), source, tmp_path / "new.sqlite")
+            reembed_gallery(StandInEmbedder(fail_at=2), source, tmp_path / "new.sqlite")
         assert not list(tmp_path.glob("new.sqlite*"))  # nor its .partial, -wal, -shm
 
 
-class SteadyEmbedder:
-    info = INFO
-
-    def __init__(self, during=None):
-        self.during = during  # called at the first batch: another process at work
-
-    def embed(self, images):
-        if self.during is not None:
-            during, self.during = self.during, None
-            during()
-        return unit(np.ones((len(images), 4)))
-
-
-def test_reembed_keeps_identities_without_templates_and_every_time(tmp_path):
-    cv2 = pytest.importorskip("cv2")
-    image = tmp_path / "a.png"
-    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+def test_reembed_keeps_identities_without_templates_and_every_time(tmp_path, image):
     with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
         source.enroll("ann", unit([[1, 0, 0, 0]]), [str(image)], created=[1000.0],
                       identity_created=900.0)
         gone = source.enroll("cy", unit([[0, 1, 0, 0]]), [str(image)], {"badge": 42})
         source.remove_template(gone[0])  # cy: a record and metadata, no template
-        report = reembed_gallery(SteadyEmbedder(), source, tmp_path / "new.sqlite")
+        report = reembed_gallery(StandInEmbedder(), source, tmp_path / "new.sqlite")
     assert report.reembedded == {"ann": 1, "cy": 0}
     with Gallery.open(tmp_path / "new.sqlite", INFO, create=False) as out:
         assert out.identity("cy").metadata == {"badge": 42}  # it was dropped
@@ -323,20 +318,17 @@ def test_reembed_keeps_identities_without_templates_and_every_time(tmp_path):
         assert ann.created == 900.0 and ann.templates[0].created == 1000.0  # were "now"
 
 
-def test_two_reembeds_to_one_path_never_publish_a_broken_gallery(tmp_path):
-    cv2 = pytest.importorskip("cv2")
-    image = tmp_path / "a.png"
-    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+def test_two_reembeds_to_one_path_never_publish_a_broken_gallery(tmp_path, image):
     target = tmp_path / "new.sqlite"
     with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
         for name in ("ann", "bob"):
             source.enroll(name, unit([[1, 0, 0, 0]]), [str(image)])
 
         def second_run():  # starts and finishes while the first is between its batches
-            reembed_gallery(SteadyEmbedder(), source, target)
+            reembed_gallery(StandInEmbedder(), source, target)
 
         with pytest.raises(GalleryError, match="appeared while re-embedding"):
-            reembed_gallery(SteadyEmbedder(during=second_run), source, target)
+            reembed_gallery(StandInEmbedder(during=second_run), source, target)
     # the second run's gallery is whole; the first one's work is left beside it, whole too
     # (it used to be deleted by the second run, which then published an empty file)
     with Gallery.open(target, INFO, create=False) as out:
@@ -381,7 +373,7 @@ def test_float16_templates_are_read_back_unit_length(tmp_path):
 def test_reembed_says_a_camera_frame_has_no_image_to_read(tmp_path):
     with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
         source.enroll("cam", unit([[1, 0, 0, 0]]), [f"{tmp_path}/v.avi#0"])
-        report = reembed_gallery(SteadyEmbedder(), source, tmp_path / "new.sqlite")
+        report = reembed_gallery(StandInEmbedder(), source, tmp_path / "new.sqlite")
     (missing,) = report.missing
     assert "a camera frame, not kept as an image; enroll 'cam' again" in missing[2]
     assert report.reembedded == {"cam": 0}  # the identity is kept, to be enrolled again
@@ -416,18 +408,15 @@ def test_a_float16_backup_imported_into_a_float32_gallery_adds_nothing_twice(tmp
         assert g.counts() == {"ann": 2}
 
 
-def test_reembed_publishes_a_gallery_with_the_usual_permissions(tmp_path):
+def test_reembed_publishes_a_gallery_with_the_usual_permissions(tmp_path, image):
     import os
     import stat
 
-    cv2 = pytest.importorskip("cv2")
-    image = tmp_path / "a.png"
-    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
     with Gallery.open(tmp_path / "src.sqlite", INFO) as source:
         source.enroll("ann", unit([[1, 0, 0, 0]]), [str(image)])
         old = os.umask(0o022)
         try:
-            reembed_gallery(SteadyEmbedder(), source, tmp_path / "new.sqlite")
+            reembed_gallery(StandInEmbedder(), source, tmp_path / "new.sqlite")
         finally:
             os.umask(old)
     mode = stat.S_IMODE((tmp_path / "new.sqlite").stat().st_mode)

@@ -3,13 +3,12 @@ image at full resolution until a single embed call (12 links to one 8192x8192 PN
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 import pytest
 
 cv2 = pytest.importorskip("cv2")
 
+from model_factory import FullSizeImages  # noqa: E402
 from siamese_edge.runtime import workflows  # noqa: E402
 from siamese_edge.runtime.imageio import read_image  # noqa: E402
 
@@ -38,28 +37,19 @@ def people(tmp_path):
     return tmp_path / "people"
 
 
-class Spy:
+class Spy(FullSizeImages):
     """Wraps ``read_image`` and ``embed``: how many full-size images were alive at once, and
     what each embed call was given."""
 
     def __init__(self, monkeypatch, embedder):
-        self.alive: list[weakref.ref] = []
-        self.most_alive = 0
+        super().__init__(monkeypatch, workflows)
         self.calls: list[tuple] = []
         real_embed = embedder.embed
-
-        def reading(path):
-            self.alive = [ref for ref in self.alive if ref() is not None]
-            self.most_alive = max(self.most_alive, len(self.alive))
-            image = read_image(path)
-            self.alive.append(weakref.ref(image))
-            return image
 
         def embedding(images):
             self.calls.append(tuple(np.shape(image) for image in images))
             return real_embed(images)
 
-        monkeypatch.setattr(workflows, "read_image", reading)
         monkeypatch.setattr(embedder, "embed", embedding)
         monkeypatch.setattr(workflows, "EMBED_CHUNK", 4)
 
