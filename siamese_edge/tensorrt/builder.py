@@ -241,14 +241,18 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     if not os.access(engine_path.parent, os.W_OK):
         raise InvalidInputError(f"{engine_path}: its folder cannot be written")
     notes: list[str] = []
+    opset = None
     if options.check_ops:
         try:
             from siamese_edge.tensorrt.op_support import require_op_support
-            notes += [n for n in require_op_support(onnx_path).notes if n.startswith("opset")]
+            opset = require_op_support(onnx_path).opset
         except ImportError:
             notes.append("op-support check skipped: the onnx package is not installed")
     trt = load_tensorrt(options.tensorrt_module)
-    notes = [n for n in notes if _opset_note_applies(n, trt)]
+    if opset is not None:
+        from siamese_edge.tensorrt.op_support import opset_note
+
+        notes += [note for note in [opset_note(opset, trt)] if note]
     started = time.time()
 
     sample = None
@@ -370,17 +374,6 @@ def _move_engine(source: Path, target: Path) -> None:
 
     os.replace(sidecar_path(source), sidecar_path(target))
     os.replace(source, target)
-
-
-def _opset_note_applies(note: str, trt) -> bool:
-    """An "opset N is above what TensorRT X parses" note is for that TensorRT only: shown
-    on every build, it told desktop and TensorRT-RTX users to re-export for JetPack 5."""
-    version = str(getattr(trt, "__version__", ""))
-    if "TensorRT 8.5" in note:
-        return trt.__name__ == "tensorrt" and version.startswith("8.")
-    if "TensorRT 10.0" in note:
-        return trt.__name__ == "tensorrt" and version.startswith("10.0")
-    return True
 
 
 def written_paths(engine_path: str | os.PathLike[str]) -> list[Path]:

@@ -125,13 +125,32 @@ def check_op_support(model) -> OpSupportReport:
     for op in sorted(report.op_counts):
         if op in RESTRICTIONS:
             report.notes.append(f"{op}: {RESTRICTIONS[op]}")
-    if report.opset > MAX_OPSET["8.5"]:
-        report.notes.append(f"opset {report.opset} is above 17, the newest TensorRT 8.5 "
-                            f"(JetPack 5) parses; export with --opset 17 for JetPack 5")
-    if report.opset > MAX_OPSET["10"]:
-        report.notes.append(f"opset {report.opset} is above 20, the newest TensorRT 10.0 "
-                            f"parses")
+    for release in MAX_OPSET:  # no TensorRT at hand here: every limit the graph passes
+        if report.opset > MAX_OPSET[release]:
+            report.notes.append(_opset_message(report.opset, release))
     return report
+
+
+def _opset_message(opset: int, release: str) -> str:
+    if release == "8.5":
+        return (f"opset {opset} is above 17, the newest TensorRT 8.5 (JetPack 5) parses; "
+                f"export with --opset 17 for JetPack 5")
+    return (f"opset {opset} is above {MAX_OPSET[release]}, the newest TensorRT "
+            f"{release}.0 parses")
+
+
+def opset_note(opset: int, trt) -> str | None:
+    """The "opset too new" note for the TensorRT that builds, or None: a limit of another
+    release does not concern it (shown on every build, the JetPack 5 note told desktop and
+    TensorRT-RTX users to re-export)."""
+    if trt.__name__ != "tensorrt":
+        return None
+    version = str(getattr(trt, "__version__", ""))
+    release = "8.5" if version.startswith("8.") else "10" if version.startswith("10.0") \
+        else None
+    if release is None or opset <= MAX_OPSET[release]:
+        return None
+    return _opset_message(opset, release)
 
 
 def require_op_support(model) -> OpSupportReport:

@@ -152,17 +152,17 @@ def test_an_engine_failing_parity_never_replaces_the_one_in_place(tmp_path, tiny
 def test_an_opset_note_is_shown_only_for_the_tensorrt_it_is_about():
     import types
 
-    from siamese_edge.tensorrt.builder import _opset_note_applies
-
-    jp5 = "opset 18 is above 17, the newest TensorRT 8.5 (JetPack 5) parses; export with ..."
-    trt10 = "opset 21 is above 20, the newest TensorRT 10.0 parses"
+    from siamese_edge.tensorrt.op_support import opset_note
 
     def trt(name, version):
         return types.SimpleNamespace(__name__=name, __version__=version)
 
-    assert _opset_note_applies(jp5, trt("tensorrt", "8.5.2.2"))
+    assert "above 17, the newest TensorRT 8.5 (JetPack 5)" in opset_note(18, trt("tensorrt",
+                                                                               "8.5.2.2"))
     # it was on every build: desktops and TensorRT-RTX were told to re-export for JetPack 5
-    assert not _opset_note_applies(jp5, trt("tensorrt", "10.3.0"))
-    assert not _opset_note_applies(jp5, trt("tensorrt_rtx", "1.7.1.116"))
-    assert _opset_note_applies(trt10, trt("tensorrt", "10.0.1"))
-    assert not _opset_note_applies(trt10, trt("tensorrt", "10.7.0"))
+    assert opset_note(18, trt("tensorrt", "10.3.0")) is None
+    assert opset_note(18, trt("tensorrt_rtx", "1.7.1.116")) is None
+    assert "above 20, the newest TensorRT 10.0 parses" in opset_note(21, trt("tensorrt",
+                                                                        "10.0.1"))
+    assert opset_note(21, trt("tensorrt", "10.7.0")) is None
+    assert opset_note(17, trt("tensorrt", "8.5.2.2")) is None  # within its limit
