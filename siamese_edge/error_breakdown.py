@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from siamese_edge.runtime.search_index import exact_scores
+
 BLOCK_ROWS = 512
 
 
@@ -74,7 +76,7 @@ def error_breakdown(embeddings: np.ndarray, labels: np.ndarray, threshold: float
     accepted_pairs: list[np.ndarray] = []
     for start in range(0, len(index), BLOCK_ROWS):
         rows = slice(start, min(start + BLOCK_ROWS, len(index)))
-        scores = embeddings[rows] @ embeddings.T
+        scores = exact_scores(embeddings[rows], embeddings.T)  # as the runtime scores
         i, j = np.nonzero(np.triu(np.ones_like(scores, bool), k=start + 1))
         li, lj = index[rows][i], index[j]
         s = scores[i, j].astype(np.float64)  # compared in float64: see ``threshold`` above

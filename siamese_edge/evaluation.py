@@ -15,11 +15,17 @@ from siamese_edge.confidence import ConfidenceIntervals, identity_bootstrap, \
     listed_pairs_bootstrap
 from siamese_edge.error_breakdown import ErrorBreakdown, error_breakdown
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc, threshold_at_far
+from siamese_edge.runtime.search_index import exact_scores
 
 DEFAULT_FARS = (1e-2, 1e-3, 1e-4)
 #: a FAR is reported only when at least this many impostor pairs back it (10 false accepts)
 MIN_FALSE_ACCEPTS = 10
 MAX_IMAGES_FOR_PAIRS = 5000
+#: rank-1 draws of one template per identity, averaged: which image is the template moves
+#: one draw's accuracy a lot (0.805–0.841 over seeds for the shipped model with 5 draws,
+#: 0.819–0.829 with 50)
+RANK1_DRAWS = 20
+PROBE_BLOCK = 4096
 
 
 @dataclass
@@ -51,6 +57,11 @@ class EvaluationReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def operating_threshold(self) -> float:
+        """The threshold at the target FAR when it is measurable, else the EER's."""
+        return self.eer_threshold if self.threshold_at_target is None \
+            else self.threshold_at_target
+
 
 def far_key(far: float) -> str:
     """``1e-3`` style for round FARs; any other FAR keeps its digits, so keys never collide."""
@@ -67,7 +78,7 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
     """Evaluate embeddings of labelled images.
 
     Pairs: every unordered pair of (at most 5,000, stratified) images. Rank-1: one random
-    template per identity enrolled, every other image a probe, averaged over 5 draws.
+    template per identity enrolled, every other image a probe, averaged over 20 draws.
     N-way 1-shot: ``trials`` episodes of N identities with one support image each.
     ``names``: a name per label value, for the error breakdown. ``bootstrap``: replicates of
     the bootstrap over identities giving ``level`` confidence intervals (0: none).
@@ -89,7 +100,7 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray,
     report = _pair_report(genuine, impostor, fars, target_far, len(labels), len(classes),
                           rank1=rank1_accuracy(embeddings, labels, rng), n_way=n,
                           n_way_one_shot=n_way_one_shot(embeddings, labels, n, trials, rng))
-    operating = _operating_threshold(report)
+    operating = report.operating_threshold()
     report.errors = error_breakdown(
         embeddings[subset], labels[subset], operating, names,
         basis="EER" if report.threshold_at_target is None else f"FAR {target_far:g}")
@@ -117,12 +128,6 @@ def _finite_embeddings(embeddings: np.ndarray) -> np.ndarray:
     return embeddings
 
 
-def _operating_threshold(report: EvaluationReport) -> float:
-    """The threshold at the target FAR when it is measurable, else the EER's."""
-    t_target = report.threshold_at_target
-    return report.eer_threshold if t_target is None else t_target
-
-
 def _measured_fars(report: EvaluationReport, fars: tuple[float, ...],
                    target_far: float) -> list[float]:
     """The FARs the report could measure, highest first."""
@@ -148,9 +153,11 @@ def evaluate_listed_pairs(embeddings: np.ndarray, pairs: np.ndarray, labels: np.
     embeddings = _finite_embeddings(embeddings)
     if pairs.ndim != 2 or pairs.shape[1] != 3 or not len(pairs):
         raise ValueError("no pairs to evaluate")
-    # float64 dot products, one per listed pair
+    # one score per listed pair, as the runtime (``compare --pairs``, ``verify``) scores it:
+    # float64 products rounded to float32. Unrounded, a threshold could fall between two
+    # scores that the runtime rounds to one value, and accept an impostor it counted out
     scores = np.einsum("ij,ij->i", embeddings[pairs[:, 0]].astype(np.float64),
-                       embeddings[pairs[:, 1]].astype(np.float64))
+                       embeddings[pairs[:, 1]].astype(np.float64)).astype(np.float32)
     same = pairs[:, 2] == 1
     genuine, impostor = scores[same], scores[~same]
     if genuine.size == 0 or impostor.size == 0:
@@ -165,7 +172,7 @@ def evaluate_listed_pairs(embeddings: np.ndarray, pairs: np.ndarray, labels: np.
         measured = _measured_fars(report, fars, target_far)
         report.confidence = listed_pairs_bootstrap(
             scores, labels[pairs[:, 0]], labels[pairs[:, 1]], same, measured,
-            [far_key(f) for f in measured], _operating_threshold(report),
+            [far_key(f) for f in measured], report.operating_threshold(),
             replicates=bootstrap, level=level, seed=seed)
     return report, genuine, impostor
 
@@ -197,47 +204,104 @@ def _pair_report(genuine: np.ndarray, impostor: np.ndarray, fars: tuple[float, .
 
 
 def _stratified_subset(labels: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
-    if len(labels) <= limit:
-        return np.arange(len(labels))
-    keep = rng.permutation(len(labels))[:limit]
-    return np.sort(keep)
+    """At most ``limit`` image indices (sorted), each identity's share as in ``labels``.
+
+    Every identity keeps at least two images (one if it has one), so none loses its genuine
+    pairs; a plain random draw dropped small identities entirely (8 of 201 in a set of one
+    large and 200 five-image identities). Shares are rounded by largest remainder; when the
+    identities outnumber what two images each allows, a random set of them keeps two each.
+    """
+    n = len(labels)
+    if n <= limit:
+        return np.arange(n)
+    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    quota = _quotas(counts, limit, rng)
+    # a random order within each identity, then its first ``quota`` images
+    order = np.lexsort((rng.random(n), codes))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(n) - starts[codes[order]]
+    return np.sort(order[rank < quota[codes[order]]])
+
+
+def _quotas(counts: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Images to keep per identity: ``limit`` in all, proportional, at least ``min(2, count)``."""
+    least = np.minimum(counts, 2)
+    if least.sum() >= limit:  # too many identities for two images each
+        quota = np.zeros_like(counts)
+        left = limit
+        for k in rng.permutation(len(counts)):
+            quota[k] = min(least[k], left)
+            left -= quota[k]
+            if not left:
+                break
+        return quota
+    share = counts * (limit / counts.sum())
+    quota = np.maximum(np.floor(share).astype(np.int64), least)
+    tiebreak = rng.random(len(counts))
+    while quota.sum() > limit:  # raised to the least: take back where most over the share
+        over = np.nonzero(quota > least)[0]
+        over = over[np.lexsort((tiebreak[over], -(quota[over] - share[over])))]
+        quota[over[:quota.sum() - limit]] -= 1
+    short = limit - quota.sum()
+    if short:  # the largest remainders get one more (never past their count: share < count)
+        open_ = np.nonzero((quota < counts) & (quota == np.floor(share)))[0]
+        open_ = open_[np.lexsort((tiebreak[open_], -(share[open_] - quota[open_])))]
+        quota[open_[:short]] += 1
+    return quota
 
 
 def rank1_accuracy(embeddings: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                   draws: int = 5) -> float | None:
-    """Closed-set identification with one enrolled template per identity."""
+                   draws: int = RANK1_DRAWS) -> float | None:
+    """Closed-set identification with one enrolled template per identity.
+
+    Every identity is enrolled; the probes are the other images, so an identity with one
+    image is a template only (a distractor). A probe whose best scores tie between ``k``
+    templates, the right one among them, counts ``1/k``: ``argmax`` alone credited the tie to
+    the lowest label (a collapsed model scored 0.98 on one large identity and two small ones).
+    None when no identity has a second image to probe with.
+    """
     classes = np.unique(labels)
     members = [np.nonzero(labels == c)[0] for c in classes]
-    if min(len(m) for m in members) < 2:
+    if max(len(m) for m in members) < 2:
         return None
     accuracies = []
     for _ in range(draws):
         templates = np.array([rng.choice(m) for m in members])
         probes = np.setdiff1d(np.arange(len(labels)), templates)
-        scores = embeddings[probes] @ embeddings[templates].T
-        accuracies.append(float(np.mean(classes[np.argmax(scores, axis=1)] == labels[probes])))
+        credit = 0.0
+        for start in range(0, len(probes), PROBE_BLOCK):  # bounded memory on large sets
+            block = probes[start:start + PROBE_BLOCK]
+            scores = exact_scores(embeddings[block], embeddings[templates].T)
+            tied = scores == scores.max(axis=1, keepdims=True)
+            truth = classes[None, :] == labels[block][:, None]
+            credit += float(np.sum((tied & truth).any(axis=1) / tied.sum(axis=1)))
+        accuracies.append(credit / len(probes))
     return float(np.mean(accuracies))
 
 
 def n_way_one_shot(embeddings: np.ndarray, labels: np.ndarray, n: int, trials: int,
                    rng: np.random.Generator) -> float | None:
-    """Accuracy of picking the right identity among ``n``, each shown once."""
+    """Accuracy of picking the right identity among ``n``, each shown once.
+
+    The right identity needs a second image to query with; the ``n - 1`` others may be any
+    identity, so identities with one image serve as distractors rather than ending the
+    measurement. None when no identity has two images or fewer than ``n`` identities exist.
+    """
     classes = np.unique(labels)
     members = {c: np.nonzero(labels == c)[0] for c in classes}
     eligible = [c for c in classes if len(members[c]) >= 2]
-    if len(eligible) < n or n < 2:
+    if not eligible or len(classes) < n or n < 2:
         return None
     correct = 0
     for _ in range(trials):
-        chosen = rng.choice(eligible, n, replace=False)
+        true_class = eligible[rng.integers(len(eligible))]
+        others = rng.choice([c for c in classes if c != true_class], n - 1, replace=False)
         truth = rng.integers(n)
-        supports = []
-        for j, c in enumerate(chosen):
-            if j == truth:
-                support, query = rng.choice(members[c], 2, replace=False)
-            else:
-                support = rng.choice(members[c])
-            supports.append(support)
-        scores = embeddings[supports] @ embeddings[query]
+        chosen = list(others)  # a list: np.insert would cut a longer name to others' dtype
+        chosen.insert(truth, true_class)
+        support, query = rng.choice(members[true_class], 2, replace=False)
+        supports = [support if j == truth else rng.choice(members[c])
+                    for j, c in enumerate(chosen)]
+        scores = exact_scores(embeddings[supports], embeddings[query][:, None])[:, 0]
         correct += int(np.argmax(scores) == truth)
     return correct / trials

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from siamese_edge.runtime.search_index import exact_scores
+
 
 @dataclass(frozen=True)
 class RocCurve:
@@ -59,15 +61,34 @@ def roc_auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
 def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
     """The error rate where FAR and FRR meet, and the threshold that reaches it.
 
-    Among the ROC's operating points, takes the one minimising ``|FAR - FRR|`` and reports
-    ``(FAR + FRR) / 2`` there, with a threshold halfway to the next lower score so that small
+    FAR rises and FRR falls from one operating point of the ROC to the next; the EER is
+    where the straight line between the two points that straddle ``FAR = FRR`` crosses it
+    (:func:`crossing_rate`). The threshold is that of the nearer of the two points (the
+    lower-FAR one when they are as near), halfway to the next lower score so that small
     numeric noise does not flip decisions at the boundary.
     """
     curve = roc_curve(genuine, impostor)
-    frr = 1.0 - curve.tar
-    i = int(np.argmin(np.abs(curve.far - frr)))
-    eer = float((curve.far[i] + frr[i]) / 2.0)
+    eer, i = crossing_rate(curve.far, 1.0 - curve.tar)
     return eer, _threshold_between(curve.thresholds, i)
+
+
+def crossing_rate(far: np.ndarray, frr: np.ndarray) -> tuple[float, int]:
+    """Where FAR meets FRR on a ROC given from accepting nothing (FAR 0, FRR 1) to accepting
+    everything, and the index of the operating point nearest to it.
+
+    Between the last point with ``FAR < FRR`` and the first with ``FAR >= FRR`` the rates
+    are interpolated linearly: taking the nearest point's ``(FAR + FRR) / 2`` instead made
+    the EER depend on which of two equally near points ``argmin`` met first (scores ``[0.4,
+    0.4]`` against ``[0, 1]`` gave 0.75, the mirrored scores 0.25; the crossing is 0.5).
+    """
+    gap = far - frr
+    k = int(np.argmax(gap >= 0))  # the first point at or past the crossing
+    if gap[k] == 0 or k == 0:
+        return float(far[k]), k
+    step = gap[k] - gap[k - 1]
+    weight = -gap[k - 1] / step  # 0 at point k - 1, 1 at point k
+    eer = float(far[k - 1] + weight * (far[k] - far[k - 1]))
+    return eer, (k if gap[k] < -gap[k - 1] else k - 1)
 
 
 def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray,
@@ -103,15 +124,28 @@ def _threshold_between(thresholds: np.ndarray, i: int) -> float:
     return float(t - 1e-6)
 
 
-def pair_scores(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pair_scores(embeddings: np.ndarray, labels: np.ndarray,
+                block: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """All-pairs cosine scores of L2-normalised embeddings, split into genuine and impostor.
 
-    Uses every unordered pair ``i < j``; callers subsample large sets first.
+    Uses every unordered pair ``i < j``; callers subsample large sets first. Scores are
+    computed as the runtime computes them (``exact_scores``: float64 products rounded to
+    float32), so a threshold calibrated on them decides every pair as ``verify`` does; a
+    plain float32 product differs from it by a few ulps, enough for a threshold placed
+    between two close scores to accept an impostor the calibration counted as rejected.
     """
     embeddings = np.asarray(embeddings, np.float32)
     labels = np.asarray(labels)
-    scores = embeddings @ embeddings.T
-    iu, ju = np.triu_indices(len(labels), k=1)
-    same = labels[iu] == labels[ju]
-    flat = scores[iu, ju]
-    return flat[same], flat[~same]
+    genuine, impostor = [], []
+    for start in range(0, len(labels), block):
+        stop = min(start + block, len(labels))
+        scores = exact_scores(embeddings[start:stop], embeddings[start + 1:].T)
+        # row r (image start + r) pairs with the images after it: columns >= r
+        r, c = np.nonzero(np.triu(np.ones(scores.shape, bool), k=0))
+        same = labels[start + r] == labels[start + 1 + c]
+        flat = scores[r, c]
+        genuine.append(flat[same])
+        impostor.append(flat[~same])
+    if not genuine:
+        return np.empty(0, np.float32), np.empty(0, np.float32)
+    return np.concatenate(genuine), np.concatenate(impostor)

@@ -113,6 +113,8 @@ def test_a_far_the_sample_cannot_measure_gets_no_interval():
     e, labels = identities()
     ci = identity_bootstrap(e, labels, [1e-1, 1e-4], ["1e-1", "1e-4"], replicates=20)
     assert ci.tar_at_far["1e-1"] is not None and ci.tar_at_far["1e-4"] is None
+    assert any(note.startswith("TAR at FAR 1e-4: no interval") for note in ci.notes)
+    assert not any("FAR 1e-1" in note for note in ci.notes)
 
 
 def test_two_identities_give_no_intervals_and_say_why():
@@ -163,3 +165,35 @@ def test_listed_pairs_weigh_each_pair_by_its_identities_draws():
     assert ci.eer[0] == 0.0 and ci.eer[1] >= 0.5
     few = listed_pairs_bootstrap(scores[:2], first[:2], second[:2], genuine[:2], [], [])
     assert few.replicates == 0 and "at least 3 identities" in few.notes[0]
+
+
+def test_impostor_pairs_are_sampled_in_full_when_one_identity_holds_most_images():
+    from siamese_edge.confidence import _sample_pairs
+
+    codes = np.concatenate([np.zeros(4000, np.int64), np.repeat(np.arange(1, 101), 10)])
+    np.random.default_rng(0).shuffle(codes)
+    i, j = _sample_pairs(codes, np.random.default_rng(1), 200_000)
+    genuine = codes[i] == codes[j]
+    assert np.count_nonzero(genuine) == np.count_nonzero(~genuine) == 100_000
+    assert np.all(i != j)
+
+
+def test_impostor_pairs_are_sampled_uniformly():
+    from siamese_edge.confidence import _sample_pairs
+
+    codes = np.array([0, 0, 0, 0, 0, 1, 1, 2])  # 17 impostor pairs: 10 + 5 + 2
+    counts = {}
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        i, j = _sample_pairs(codes, rng, 20)
+        for a, b in zip(i, j):
+            if codes[a] != codes[b]:
+                key = (min(a, b), max(a, b))
+                counts[key] = counts.get(key, 0) + 1
+    seen = np.array(list(counts.values()))
+    assert len(seen) == 17
+    # 4,000 draws over 17 pairs: ~235 each (sd ~15). Drawing i uniformly and then j among
+    # the other identities' images would give the pair of the two small identities (1, 2)
+    # about twice the weight of a pair with the large one
+    assert seen.min() > 170 and seen.max() < 300
+

@@ -128,3 +128,79 @@ def test_listed_pairs_refuse_non_finite_embeddings():
     e[4] = np.inf
     with pytest.raises(ValueError, match="1 of 6 images gave non-finite"):
         evaluate_listed_pairs(e, np.array([[0, 1, 1], [0, 3, 0], [4, 5, 1]]), labels)
+
+
+@pytest.mark.parametrize("counts, limit", [([1000] * 10, 5000), ([9000] + [5] * 200, 5000),
+                                           ([7, 3, 1], 5), ([2] * 3000, 5000)])
+def test_the_pairs_subset_keeps_each_identitys_share(counts, limit):
+    from siamese_edge.evaluation import _stratified_subset
+
+    labels = np.repeat(np.arange(len(counts)), counts)
+    np.random.default_rng(0).shuffle(labels)
+    subset = _stratified_subset(labels, limit, np.random.default_rng(1))
+    assert len(subset) == len(np.unique(subset)) == limit
+    kept = np.bincount(labels[subset], minlength=len(counts))
+    share = np.array(counts) * limit / sum(counts)
+    least = np.minimum(counts, 2)
+    if least.sum() <= limit:  # every identity keeps two images (or its one)
+        assert np.all(kept >= least)
+        assert np.all(np.abs(kept - share) < np.maximum(2, 1.0 + 1e-9))
+    else:  # as many identities as two images each allow
+        assert np.count_nonzero(kept) == limit // 2 and set(kept) <= {0, 2}
+
+
+def test_ten_equal_identities_keep_five_hundred_images_each():
+    from siamese_edge.evaluation import _stratified_subset
+
+    labels = np.repeat(np.arange(10), 1000)
+    subset = _stratified_subset(labels, 5000, np.random.default_rng(0))
+    assert np.bincount(labels[subset]).tolist() == [500] * 10
+
+
+def test_pair_scores_are_the_scores_verify_computes():
+    from siamese_edge.evaluation import evaluate_listed_pairs
+    from siamese_edge.runtime.search_index import exact_scores
+
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(300, 96)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    labels = rng.integers(0, 6, 300)
+    _, genuine, impostor = evaluate_embeddings(e, labels, trials=10)
+    runtime = exact_scores(e, e.T)
+    i, j = np.triu_indices(300, k=1)
+    same = labels[i] == labels[j]
+    assert np.array_equal(genuine, runtime[i, j][same])
+    assert np.array_equal(impostor, runtime[i, j][~same])
+    pairs = np.array([[0, 1, 1], [2, 3, 0], [4, 5, 0]])
+    _, g, imp = evaluate_listed_pairs(e, pairs, labels)
+    assert g.dtype == np.float32 and g[0] == runtime[0, 1] and imp.tolist() == [
+        runtime[2, 3], runtime[4, 5]]
+
+
+@pytest.mark.parametrize("big", [0, 2])
+def test_rank1_of_a_collapsed_model_is_chance_whichever_label_is_largest(big):
+    # every embedding equal: each probe's three scores tie; argmax alone gave the lowest
+    # label the credit (0.98 when it was the large identity, 0.01 when it was not)
+    labels = np.array([big] * 100 + [1] * 2 + [2 - big] * 2)
+    e = np.full((len(labels), 4), 0.5, np.float32)
+    assert rank1_accuracy(e, labels, np.random.default_rng(0)) == pytest.approx(1 / 3)
+
+
+def test_an_identity_with_one_image_is_a_distractor_not_the_end_of_rank1_and_n_way():
+    e, labels = clustered(n_classes=5, per_class=4)
+    e = np.concatenate([e, e[:1]])  # a sixth identity with one image, a copy of class 0's
+    labels = np.concatenate([labels, [labels.max() + 1]])
+    rng = np.random.default_rng(0)
+    rank1 = rank1_accuracy(e, labels, rng)
+    assert rank1 is not None and rank1 < 1.0  # the copy can take class 0's probes
+    assert n_way_one_shot(e, labels, 6, 200, rng) is not None
+    assert n_way_one_shot(e[:1], labels[:1], 2, 10, rng) is None  # nobody to query with
+
+
+def test_the_operating_threshold_may_be_zero():
+    e, labels = clustered(n_classes=4, per_class=30)
+    report = evaluate_embeddings(e, labels, trials=10)[0]
+    report.threshold_at_target = 0.0
+    assert report.operating_threshold() == 0.0
+    report.threshold_at_target = None
+    assert report.operating_threshold() == report.eer_threshold

@@ -30,6 +30,18 @@ def test_reversed_scores():
     assert equal_error_rate([0.1, 0.2], [0.8, 0.9])[0] == 1.0
 
 
+def reference_eer(genuine, impostor):
+    """Where the straight segments between the operating points (accept nothing, then each
+    score as threshold, highest first) cross FAR = FRR."""
+    points = [(0.0, 1.0)] + [rates(genuine, impostor, t) for t in
+                             sorted(set(genuine) | set(impostor), reverse=True)]
+    for (far0, frr0), (far1, frr1) in zip(points, points[1:]):
+        if far1 - frr1 >= 0 > far0 - frr0:
+            w = (frr0 - far0) / ((far1 - frr1) - (far0 - frr0))
+            return far0 + w * (far1 - far0)
+    raise AssertionError("no crossing")
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_against_reference_on_random_scores(seed):
     rng = np.random.default_rng(seed)
@@ -37,12 +49,32 @@ def test_against_reference_on_random_scores(seed):
     impostor = np.round(rng.normal(0.3, 0.2, 60), 2)
     assert roc_auc(genuine, impostor) == pytest.approx(reference_auc(genuine, impostor))
     eer, t = equal_error_rate(genuine, impostor)
+    assert eer == pytest.approx(reference_eer(genuine, impostor))
+    # the threshold is the operating point nearest the crossing: no score has a smaller gap
     far, frr = rates(genuine, impostor, t)
-    assert eer == pytest.approx((far + frr) / 2)
-    # no threshold (tried at every score) has a smaller FAR/FRR gap
     gaps = [abs(np.subtract(*rates(genuine, impostor, s))) for s in
             np.concatenate([genuine, impostor])]
     assert abs(far - frr) <= min(gaps) + 1e-12
+    assert min(far, frr) - 1e-12 <= eer <= max(far, frr) + 1e-12
+
+
+@pytest.mark.parametrize("genuine, impostor", [([0.4, 0.4], [0.0, 1.0]), ([1.0, 0.0], [0.5])])
+def test_eer_does_not_depend_on_which_of_two_equally_near_points_comes_first(genuine,
+                                                                             impostor):
+    # the nearest point's (FAR + FRR) / 2 gave 0.75 here and 0.25 for the mirror image
+    eer = equal_error_rate(genuine, impostor)[0]
+    assert eer == 0.5
+    assert equal_error_rate(-np.array(impostor), -np.array(genuine))[0] == eer
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_eer_is_symmetric_under_mirroring_the_scores(seed):
+    # negating every score and swapping the roles swaps FAR and FRR at every point
+    rng = np.random.default_rng(seed)
+    genuine = np.round(rng.normal(0.6, 0.2, 30), 1)
+    impostor = np.round(rng.normal(0.4, 0.2, 50), 1)
+    assert equal_error_rate(-impostor, -genuine)[0] == pytest.approx(
+        equal_error_rate(genuine, impostor)[0], abs=1e-12)
 
 
 def test_threshold_at_far_is_the_lowest_admissible():

@@ -98,8 +98,8 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
     identities, not pairs: pairs of one identity are not independent.
 
     A pairs CSV (img1,img2,label) is a protocol: exactly its pairs are scored, for the ROC,
-    EER, TAR@FAR and threshold; it names no identities, so there is no rank-1, N-way or
-    interval.
+    EER, TAR@FAR and threshold; it names no identities, so there is no rank-1 or N-way, and
+    the intervals resample the identities the list implies (images its genuine pairs join).
     """
     from siamese_edge.errors import InvalidInputError
     from siamese_edge.runtime.workflows import evaluate_model
@@ -127,8 +127,9 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
         from siamese_edge.plots import save_evaluation_plots
 
         try:
-            doc["plots"] = save_evaluation_plots(
-                plots, genuine, impostor, report.threshold_at_target or report.eer_threshold)
+            # operating_threshold, not ``or``: a calibrated threshold of 0.0 is one
+            doc["plots"] = save_evaluation_plots(plots, genuine, impostor,
+                                                 report.operating_threshold())
         except OSError as exc:  # the numbers are still printed; the error comes after them
             plot_error = f"--plots {plots}: cannot write the plots ({exc.strerror or exc})"
     calibration_error = None
