@@ -145,6 +145,8 @@ def make_entropy_calibrator(trt, batch: np.ndarray, batch_size: int, input_name:
 
 #: operators given Q/DQ inputs: those with weights, where INT8 pays
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+#: rows per calibration chunk (see ``_calibration_chunks``)
+CALIBRATION_CHUNK = 32
 
 
 def _fixed_batch(onnx_path: str | os.PathLike[str], info: ModelInfo) -> int | None:
@@ -158,13 +160,15 @@ def _fixed_batch(onnx_path: str | os.PathLike[str], info: ModelInfo) -> int | No
 
 
 def _calibration_chunks(sample: np.ndarray, fixed_batch: int | None) -> list[np.ndarray]:
-    """``sample`` in chunks of about 32 rows, or of exactly ``fixed_batch`` rows (images
-    repeated to fill the last one) where the graph takes no other batch size."""
-    if fixed_batch is None:
-        return np.array_split(sample, max(1, len(sample) // 32))
-    rows = -(-len(sample) // fixed_batch) * fixed_batch
+    """``sample`` in equal chunks of ``CALIBRATION_CHUNK`` rows (fewer when the sample is
+    smaller), or of exactly ``fixed_batch`` rows where the graph takes no other batch size;
+    images are repeated to fill the last chunk. Equal, because onnxruntime's entropy
+    calibration stacks the chunks' outputs and failed on uneven ones ("inhomogeneous shape"):
+    100 or 200 images, the sizes its error message asks for, could not be calibrated."""
+    size = fixed_batch or min(CALIBRATION_CHUNK, len(sample))
+    rows = -(-len(sample) // size) * size
     filled = sample[np.arange(rows) % len(sample)]
-    return [filled[i:i + fixed_batch] for i in range(0, rows, fixed_batch)]
+    return [filled[i:i + size] for i in range(0, rows, size)]
 
 
 def write_qdq_model(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
