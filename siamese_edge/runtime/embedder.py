@@ -101,10 +101,17 @@ class Embedder(ABC):
         return l2_normalize(self._finite(out), in_place=True)
 
     def embed_tensor(self, batch: np.ndarray) -> np.ndarray:
-        """Embed an already prepared float32 NCHW batch (for parity checks and benchmarks)."""
+        """Embed an already prepared float32 NCHW batch (for parity checks and benchmarks),
+        ``batch_size`` rows per call as ``_infer`` expects (a TensorRT engine's device buffers
+        hold that many: one call with more wrote past them)."""
         if not self._active:
             raise RuntimeError(f"{type(self).__name__} used outside its 'with' block")
-        return l2_normalize(self._finite(self._infer(np.ascontiguousarray(batch, np.float32))))
+        batch = np.ascontiguousarray(batch, np.float32)
+        if len(batch) <= self.batch_size:
+            return l2_normalize(self._finite(self._infer(batch)))
+        out = np.concatenate([self._infer(batch[start:start + self.batch_size])
+                              for start in range(0, len(batch), self.batch_size)])
+        return l2_normalize(self._finite(out), in_place=True)
 
     def _finite(self, raw: np.ndarray) -> np.ndarray:
         """The model's output, refused when a row holds NaN or inf.

@@ -124,6 +124,8 @@ class TensorRTEmbedder(Embedder):
         if wanted < self._min_rows:  # below the profile: repeat the last image, drop its rows
             batch = np.concatenate([batch, np.repeat(batch[-1:], self._min_rows - wanted, 0)])
         rows = len(batch)
+        if rows > max(self.batch_size, self._min_rows):  # the device buffers hold no more
+            raise ValueError(f"batch of {rows} images for buffers of {self.batch_size}")
         out = np.empty((rows, self.info.embedding_dim), np.float32)
         name_in, name_out = self.info.input_name, self.info.output_name
         self._buffers[name_in].upload(batch, self._stream)

@@ -132,6 +132,30 @@ def test_fewer_images_than_the_profile_minimum_are_padded_and_cut(monkeypatch, e
     np.testing.assert_allclose(out, expected, rtol=1e-6)
 
 
+def test_a_prepared_batch_larger_than_the_buffers_is_run_in_buffer_sized_calls(monkeypatch,
+                                                                              engine_file):
+    # embed_tensor passed all 16 rows to buffers sized for 8: an out-of-bounds copy on a GPU
+    import siamese_edge.tensorrt as tensorrt_package
+
+    path, info = engine_file(1, 32)
+    trt, shapes, context = fake_tensorrt(1, 32, info.embedding_dim)
+    monkeypatch.setattr(tensorrt_package, "load_tensorrt", lambda *a, **k: trt)
+    Device().install(monkeypatch)
+    pre = info.preprocessing
+    batch = np.random.default_rng(1).normal(
+        size=(16, pre.channels, pre.height, pre.width)).astype(np.float32)
+    with TensorRTEmbedder(path, batch_size=8, runtime_facts=FACTS) as embedder:
+        context.buffers = {"input": embedder._buffers[info.input_name],
+                           "output": embedder._buffers[info.output_name]}
+        out = embedder.embed_tensor(batch)
+        with pytest.raises(ValueError, match="batch of 9 images for buffers of 8"):
+            embedder._infer(batch[:9])
+    assert [s[0] for s in shapes] == [8, 8]
+    expected = batch.reshape(16, -1)[:, :info.embedding_dim]
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
 def test_a_shape_the_profile_refuses_is_a_one_line_error(monkeypatch, engine_file):
     import siamese_edge.tensorrt as tensorrt_package
 
