@@ -73,6 +73,8 @@ class EngineBuildOptions:
             with a note where the engine cannot run here).
         parity_dir: images for the parity sample (default ``calib_dir``; else random inputs).
         tensorrt_module: force ``tensorrt`` or ``tensorrt_rtx``.
+        target: the deployment target profile these options came from, if any.
+        target_opset: that profile's ONNX opset; a model above it gets a note.
     """
 
     precision: str = "fp32"
@@ -84,6 +86,8 @@ class EngineBuildOptions:
     parity: bool = True
     parity_dir: str | None = None
     tensorrt_module: str | None = None
+    target: str | None = None
+    target_opset: int | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -253,6 +257,12 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         from siamese_edge.tensorrt.op_support import opset_note
 
         notes += [note for note in [opset_note(opset, trt)] if note]
+        if options.target_opset is not None and opset > options.target_opset:
+            # the profile exports at its opset for the TensorRT it names; a model made
+            # without it may not parse there (TensorRT 8.5 stops at 17)
+            notes.append(f"{onnx_path} is opset {opset}, above the {options.target_opset} "
+                         f"target {options.target} is made for; re-export it with "
+                         f"'siamese-edge export RUN --target {options.target}'")
     started = time.time()
 
     sample = None
@@ -351,7 +361,8 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
         precision=options.precision, batch=asdict(options.batch),
         onnx_fingerprint=info.fingerprint, model_info=_info_dict(info),
         onnx_sha256=_sha256(onnx_path), precision_mode=precision_mode,
-        build_seconds=round(seconds, 3), notes=notes)
+        build_seconds=round(seconds, 3), notes=notes, workspace_mb=options.workspace_mb,
+        target=options.target)
     sidecar.write(candidate)
     report = EngineBuildReport(
         str(engine_path), str(sidecar_path(engine_path)), sidecar.tensorrt_version, gpu_name,

@@ -64,6 +64,9 @@ class EngineSidecar:
     built_at: str = ""
     build_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: the builder's workspace limit and the target profile it came from (None: none)
+    workspace_mb: int | None = None
+    target: str | None = None
     format_version: int = SIDECAR_FORMAT
 
     @property
@@ -130,6 +133,9 @@ def _check_structure(data: Any) -> None:
     if not isinstance(data.get("build_seconds", 0.0), (int, float)) or \
             not isinstance(data.get("notes", []), list):
         raise ValueError("build_seconds is not a number or notes is not a list")
+    if not (data.get("workspace_mb") is None or integer(data["workspace_mb"])) or \
+            not (data.get("target") is None or isinstance(data["target"], str)):
+        raise ValueError("workspace_mb is not an integer or target is not a string")
     if not isinstance(data["model_info"], dict):
         raise ValueError(f"model_info {data['model_info']!r} is not a JSON object")
     ModelInfo.from_dict(data["model_info"])  # ModelError when incomplete or malformed

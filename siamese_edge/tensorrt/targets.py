@@ -75,7 +75,8 @@ class TargetProfile:
         """:class:`EngineBuildOptions` of this target; non-None ``overrides`` win."""
         values = {"precision": self.precision, "batch": BatchProfile.parse(self.batch),
                   "workspace_mb": max(1, int(self.workspace_mb)),
-                  "calib_count": int(self.calib_count)}
+                  "calib_count": int(self.calib_count), "target": self.name,
+                  "target_opset": self.opset}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return EngineBuildOptions(**values)
 

@@ -65,6 +65,26 @@ def test_tiny_model_parses_and_builds(tmp_path, tiny_model, precision):
         ["tiny.engine", "tiny.engine.json", "tiny.engine.timing.cache"])
 
 
+def test_a_model_above_its_targets_opset_gets_a_note_and_the_sidecar_names_the_target(
+        tmp_path, tiny_model):
+    from siamese_edge.tensorrt.op_support import require_op_support
+    from siamese_edge.tensorrt.targets import resolve_engine_options
+
+    _tensorrt()
+    opset = require_op_support(tiny_model).opset
+    options = resolve_engine_options(None, "1:2:4", 64, None, "jetson-jp5-fp16", True)
+    assert (options.target, options.target_opset) == ("jetson-jp5-fp16", 17)
+    engine = tmp_path / "jp5.engine"
+    report = _build(tiny_model, engine, **{**options.__dict__, "target_opset": opset - 1})
+    assert any(f"is opset {opset}, above the {opset - 1} target jetson-jp5-fp16" in note
+               for note in report.notes)
+    sidecar = EngineSidecar.read(engine)
+    assert (sidecar.target, sidecar.workspace_mb) == ("jetson-jp5-fp16", 64)
+    at_opset = _build(tiny_model, tmp_path / "same.engine",
+                      **{**options.__dict__, "target_opset": opset})
+    assert not any("above the" in note for note in at_opset.notes)
+
+
 def test_int8_builds_from_qdq_or_calibrator(tmp_path, tiny_model):
     trt = _tensorrt()
     from model_factory import write_random_people

@@ -84,6 +84,8 @@ def test_unknown_gpu_on_either_side_is_not_compared(engine):
     (lambda d: {**d, "batch": {"min": 4, "opt": 2, "max": 1}}, "batch profile needs"),
     (lambda d: {**d, "format_version": "2"}, "format_version '2' is not an integer"),
     (lambda d: {**d, "tensorrt_version": 10}, "tensorrt_version 10 is not a string"),
+    (lambda d: {**d, "workspace_mb": "1024"}, "workspace_mb is not an integer"),
+    (lambda d: {**d, "target": 3}, "workspace_mb is not an integer or target is not"),
 ])
 def test_sidecar_of_the_wrong_shape_is_a_one_line_model_error(engine, change, message):
     from siamese_edge.errors import ModelError
