@@ -24,7 +24,10 @@ COPY export ./export
 RUN python -m pip install --no-cache-dir . \
     && python -c "import onnxruntime, cv2, importlib.util as u; assert u.find_spec('torch') is None; print(onnxruntime.get_available_providers())"
 
-COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/siamese-edge-entrypoint
+# COPY then chmod, not COPY --chmod: that needs BuildKit, which older Docker engines
+# (as on some JetPack hosts) do not use by default
+COPY docker/entrypoint.sh /usr/local/bin/siamese-edge-entrypoint
+RUN chmod 0755 /usr/local/bin/siamese-edge-entrypoint
 RUN useradd --create-home --uid 1000 edge \
     && mkdir -p /engines /cache /data && chown edge:edge /engines /cache /data
 USER 1000

@@ -12,14 +12,17 @@
 # Environment:
 #   SIAMESE_EDGE_MODEL       ONNX model (e.g. /models/fashion-mnist.onnx); unset: no engine step
 #   SIAMESE_EDGE_ENGINES     engine cache folder            [/engines]
-#   SIAMESE_EDGE_PRECISION   fp32 | fp16 | int8             [fp16]
+#   SIAMESE_EDGE_TARGET      a target profile (export/*.json, e.g. jetson-orin-nano-fp16):
+#                            its batch profile, workspace and precision   [none]
+#   SIAMESE_EDGE_PRECISION   fp32 | fp16 | int8             [the target's, else fp16]
 #   SIAMESE_EDGE_CALIB       int8 only: a folder of calibration images like the deployment's
 #                            (mount it; 500 or so are plenty)
 #   SIAMESE_EDGE_BUILD_ENGINE  0 to skip the engine step    [1]
 set -eu
 
 ENGINES="${SIAMESE_EDGE_ENGINES:-/engines}"
-PRECISION="${SIAMESE_EDGE_PRECISION:-fp16}"
+TARGET="${SIAMESE_EDGE_TARGET:-}"
+PRECISION="${SIAMESE_EDGE_PRECISION:-}"
 MODEL="${SIAMESE_EDGE_MODEL:-}"
 CALIB="${SIAMESE_EDGE_CALIB:-}"
 
@@ -42,6 +45,25 @@ if [ -n "$MODEL" ] && [ "${SIAMESE_EDGE_BUILD_ENGINE:-1}" != "0" ]; then
         echo "siamese-edge: SIAMESE_EDGE_MODEL=$MODEL does not exist (mount it)" >&2
         exit 2
     fi
+    target_args=""
+    if [ -n "$TARGET" ]; then
+        case "$TARGET" in
+            *[!A-Za-z0-9._-]*)
+                echo "siamese-edge: SIAMESE_EDGE_TARGET=$TARGET is not a target name" >&2
+                exit 2 ;;
+        esac
+        if [ -z "$PRECISION" ]; then
+            PRECISION="$(python3 -c 'import sys
+from siamese_edge.tensorrt.targets import load_target
+print(load_target(sys.argv[1]).precision)' "$TARGET" 2>/dev/null)" || {
+                echo "siamese-edge: SIAMESE_EDGE_TARGET=$TARGET: no such target profile" \
+                     "(siamese-edge engine --help lists them)" >&2
+                exit 2
+            }
+        fi
+        target_args="--target $TARGET"
+    fi
+    PRECISION="${PRECISION:-fp16}"
     case "$PRECISION" in
         fp32|fp16) ;;
         int8)
@@ -57,14 +79,17 @@ if [ -n "$MODEL" ] && [ "${SIAMESE_EDGE_BUILD_ENGINE:-1}" != "0" ]; then
     if python3 -c "import tensorrt" 2>/dev/null; then
         mkdir -p "$ENGINES"
         name="$(basename "$MODEL" .onnx)"
-        ENGINE="$ENGINES/$name.$PRECISION.engine"
+        ENGINE="$ENGINES/$name.${TARGET:+$TARGET.}$PRECISION.engine"
         reasons="$(engine_reasons "$MODEL" "$ENGINE")"
         if [ -n "$reasons" ]; then
             echo "siamese-edge: building $ENGINE ($reasons); first start takes minutes" >&2
+            # $target_args unquoted: empty, or --target and a name checked above
             if [ "$PRECISION" = int8 ]; then
-                siamese-edge engine "$MODEL" --out "$ENGINE" --precision int8 --calib "$CALIB"
+                siamese-edge engine "$MODEL" --out "$ENGINE" --precision int8 --calib "$CALIB" \
+                    $target_args
             else
-                siamese-edge engine "$MODEL" --out "$ENGINE" --precision "$PRECISION"
+                siamese-edge engine "$MODEL" --out "$ENGINE" --precision "$PRECISION" \
+                    $target_args
             fi
         fi
         export SIAMESE_EDGE_ENGINE="$ENGINE"

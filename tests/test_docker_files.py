@@ -91,8 +91,20 @@ def test_jetson_keeps_distro_opencv_and_gpu_onnxruntime_only(jetson):
     assert re.search(r"pip install [^\n]*--no-deps \.", text)
     assert re.search(r"pip uninstall -y onnxruntime opencv-python opencv-python-headless", text)
     # the final check proves it: GStreamer in cv2, CUDA provider, no torch
-    assert "getBuildInformation" in text and "CUDAExecutionProvider" in text
-    assert "find_spec(\"torch\") is None" in text
+    assert "python3 /tmp/check_jetson_image.py" in text
+    check = (ROOT / "docker/check_jetson_image.py").read_text()
+    assert "getBuildInformation" in check and "CUDAExecutionProvider" in check
+    assert "find_spec(\"torch\") is None" in check
+    compile(check, "check_jetson_image.py", "exec")
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.jetson"])
+def test_no_buildkit_only_syntax(name):
+    # COPY --chmod and RUN heredocs fail on Docker's legacy builder ("the --chmod option
+    # requires BuildKit"), which older engines on JetPack hosts still use
+    parsed = instructions(ROOT / name)
+    assert not [rest for _, rest in parsed if "--chmod" in rest or "<<" in rest]
+    assert ("RUN", "chmod 0755 /usr/local/bin/siamese-edge-entrypoint") in parsed
 
 
 @pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.jetson"])
@@ -121,6 +133,7 @@ def test_entrypoint_builds_missing_or_stale_engine():
     script = (ROOT / "docker/entrypoint.sh").read_text()
     assert script.startswith("#!/bin/sh")
     assert 'siamese-edge engine "$MODEL" --out "$ENGINE" --precision "$PRECISION"' in script
+    assert "$target_args" in script
     assert "check_engine_fresh" in script and "SIAMESE_EDGE_ENGINES" in script
     if shutil.which("sh"):
         subprocess.run(["sh", "-n", str(ROOT / "docker/entrypoint.sh")], check=True)
@@ -225,3 +238,43 @@ def test_every_variable_an_image_sets_is_read(name):
 def test_the_jetson_image_has_the_face_cascade():
     # python3-opencv has no cv2.data; its cascades come in opencv-data (--roi face)
     assert "opencv-data" in runs(instructions(ROOT / "Dockerfile.jetson"))
+
+
+def test_entrypoint_builds_for_the_target_profile_it_is_given(tmp_path):
+    """SIAMESE_EDGE_TARGET passes --target (its batch profile, workspace and opset check;
+    every Jetson used to get the engine defaults) and, unless SIAMESE_EDGE_PRECISION says
+    otherwise, the target's precision."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"onnx")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fakes = {"siamese-edge": 'echo fake "$@"',
+             # TensorRT importable, no engine built yet; -c scripts run for real
+             "python3": f'if [ "$1" = - ]; then echo "no engine yet"; '
+                        f'elif [ "$2" = "import tensorrt" ]; then exit 0; '
+                        f'else exec "{sys.executable}" "$@"; fi'}
+    for name, body in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    script = str(ROOT / "docker/entrypoint.sh")
+
+    def start(**variables):
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SIAMESE_EDGE_MODEL": str(model),
+               "SIAMESE_EDGE_ENGINES": str(tmp_path / "engines"), **variables}
+        return subprocess.run(["sh", script, "doctor"], capture_output=True, text=True,
+                              env=env, timeout=60, cwd=tmp_path)
+
+    result = start(SIAMESE_EDGE_TARGET="jetson-orin-nano-fp16")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        f"fake engine {model} --out {tmp_path}/engines/m.jetson-orin-nano-fp16.fp16.engine "
+        f"--precision fp16 --target jetson-orin-nano-fp16")
+    result = start(SIAMESE_EDGE_TARGET="jetson-orin-nano-fp16", SIAMESE_EDGE_PRECISION="fp32")
+    assert "--precision fp32 --target jetson-orin-nano-fp16" in result.stdout
+    result = start(SIAMESE_EDGE_TARGET="desktop-int8")  # the target's int8 needs images
+    assert result.returncode == 2 and "SIAMESE_EDGE_CALIB" in result.stderr
+    for bad, message in (("no-such-target", "no such target profile"),
+                         ("a b", "is not a target name")):
+        result = start(SIAMESE_EDGE_TARGET=bad)
+        assert result.returncode == 2 and message in result.stderr
+        assert "fake" not in result.stdout
