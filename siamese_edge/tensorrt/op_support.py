@@ -146,6 +146,12 @@ def opset_note(opset: int, trt) -> str | None:
     if trt.__name__ != "tensorrt":
         return None
     version = str(getattr(trt, "__version__", ""))
+    if version.startswith("7.") or (version.startswith("8.") and
+                                    version.split(".")[1] in ("0", "1", "2", "3", "4")):
+        # JetPack 4 (the original Jetson Nano) has TensorRT 8.2 and Python 3.6: neither
+        # parses what export writes (opset 17 or later) nor runs this package
+        return (f"TensorRT {version} predates 8.5 (JetPack 5), the oldest siamese-edge "
+                f"builds for: its ONNX parser stops below the opset 17 export writes")
     release = "8.5" if version.startswith("8.") else "10" if version.startswith("10.0") \
         else None
     if release is None or opset <= MAX_OPSET[release]:

@@ -186,3 +186,9 @@ def test_an_opset_note_is_shown_only_for_the_tensorrt_it_is_about():
                                                                         "10.0.1"))
     assert opset_note(21, trt("tensorrt", "10.7.0")) is None
     assert opset_note(17, trt("tensorrt", "8.5.2.2")) is None  # within its limit
+    # JetPack 4's TensorRT 8.2 (the original Nano) was told "export with --opset 17", which
+    # it cannot parse either
+    for old in ("8.2.1.8", "7.1.3"):
+        note = opset_note(17, trt("tensorrt", old))
+        assert note and "predates 8.5" in note and "--opset 17" not in note
+    assert opset_note(17, trt("tensorrt", "8.6.1")) is None

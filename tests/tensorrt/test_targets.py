@@ -10,7 +10,7 @@ from siamese_edge.tensorrt.builder import BatchProfile
 from siamese_edge.tensorrt.errors import TargetError
 from siamese_edge.tensorrt.targets import list_targets, load_target
 
-EXPECTED = {"cpu-onnx", "jetson-orin-fp16", "jetson-nano-fp16", "jetson-jp5-fp16",
+EXPECTED = {"cpu-onnx", "jetson-orin-fp16", "jetson-orin-nano-fp16", "jetson-jp5-fp16",
             "desktop-int8", "desktop-fp16"}
 
 
