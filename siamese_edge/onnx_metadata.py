@@ -83,15 +83,22 @@ def _entry_key(data: bytes, payload: int, end: int) -> str | None:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """All metadata entries of an ONNX file."""
+    """All metadata entries of an ONNX file.
+
+    Raises:
+        ModelError: the file is not an ONNX protobuf (the message names it).
+    """
     data = Path(path).read_bytes()
     out = {}
-    for number, wire, _, end, payload in _fields(data):
-        if number == _METADATA_FIELD and wire == _LENGTH_DELIMITED:
-            entry = data[payload:end]
-            values = {n: entry[p:e].decode("utf-8", "replace")
-                      for n, w, _, e, p in _fields(entry) if w == _LENGTH_DELIMITED}
-            out[values.get(1, "")] = values.get(2, "")
+    try:
+        for number, wire, _, end, payload in _fields(data):
+            if number == _METADATA_FIELD and wire == _LENGTH_DELIMITED:
+                entry = data[payload:end]
+                values = {n: entry[p:e].decode("utf-8", "replace")
+                          for n, w, _, e, p in _fields(entry) if w == _LENGTH_DELIMITED}
+                out[values.get(1, "")] = values.get(2, "")
+    except ModelError as exc:  # "truncated ONNX file" alone did not say which
+        raise ModelError(f"{path}: {exc}") from None
     return out
 
 
@@ -105,11 +112,14 @@ def write_metadata_entry(path: str | os.PathLike[str], key: str, value: str) -> 
     data = path.read_bytes()
     mode = stat.S_IMODE(path.stat().st_mode)
     kept = bytearray()
-    for number, wire, start, end, payload in _fields(data):
-        if number == _METADATA_FIELD and wire == _LENGTH_DELIMITED \
-                and _entry_key(data, payload, end) == key:
-            continue
-        kept += data[start:end]
+    try:
+        for number, wire, start, end, payload in _fields(data):
+            if number == _METADATA_FIELD and wire == _LENGTH_DELIMITED \
+                    and _entry_key(data, payload, end) == key:
+                continue
+            kept += data[start:end]
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
     kept += _entry(key, value)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
     try:

@@ -42,3 +42,16 @@ def test_rewrite_keeps_permissions_and_symbolic_links(tmp_path, tiny_model):
 
     assert (model.stat().st_mode & 0o777) == 0o644
     assert link.is_symlink() and read_metadata(model)["author"] == "test"
+
+
+def test_a_damaged_file_is_named_in_the_error(tmp_path, tiny_model):
+    from siamese_edge.errors import ModelError
+
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(tiny_model.read_bytes()[:len(tiny_model.read_bytes()) // 2])
+    with pytest.raises(ModelError, match=f"^{path}: truncated ONNX file"):
+        read_metadata(path)
+    before = path.read_bytes()
+    with pytest.raises(ModelError, match=f"^{path}: truncated ONNX file"):
+        write_metadata_entry(path, "k", "v")
+    assert path.read_bytes() == before
