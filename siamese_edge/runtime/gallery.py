@@ -150,8 +150,13 @@ def normalize_name(name: str) -> str:
     return unicodedata.normalize("NFC", name.strip())
 
 
+#: the answer for a probe no identity matches; no identity may be called that (in any case)
+UNKNOWN = "unknown"
+
+
 def validate_name(name: str) -> str:
-    """An identity name: non-empty, printable, no path separators, at most 200 characters."""
+    """An identity name: non-empty, printable, no path separators, at most 200 characters,
+    and not ``unknown``, which would make the answer ``unknown`` mean two things."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError("identity name is empty")
     name = normalize_name(name)
@@ -161,6 +166,9 @@ def validate_name(name: str) -> str:
         raise InvalidInputError(f"identity name {name!r} contains a path separator")
     if any(unicodedata.category(c).startswith("C") for c in name):
         raise InvalidInputError(f"identity name {name!r} contains control characters")
+    if name.casefold() == UNKNOWN:
+        raise InvalidInputError(f"identity name {name!r} is reserved: it is the answer for a "
+                                f"probe that matches nobody")
     return name
 
 

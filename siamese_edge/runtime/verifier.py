@@ -10,10 +10,8 @@ import numpy as np
 
 from siamese_edge.errors import GalleryError, InvalidInputError, UnknownIdentityError
 from siamese_edge.runtime.embedder import Embedder
-from siamese_edge.runtime.gallery import Gallery, normalize_name
+from siamese_edge.runtime.gallery import UNKNOWN, Gallery, normalize_name
 from siamese_edge.runtime.matching import Aggregation, Candidate, MaxScore
-
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -44,11 +42,20 @@ class Decision:
         return self.identity if self.accepted and self.identity else UNKNOWN
 
     def to_dict(self) -> dict:
-        return {"identity": self.identity, "answer": self.answer, "score": self.score,
-                "accepted": self.accepted, "threshold": self.threshold,
-                "candidates": [{"identity": c.identity, "score": c.score}
-                               for c in self.candidates],
-                "margin": self.margin, "required_margin": self.required_margin}
+        """The ``--json`` form. ``identity`` means what it means in ``verify --camera``'s
+        events: 1:1, the claimed identity; 1:N, the accepted one or None, with the best
+        match, accepted or not, under ``nearest`` (a script reading ``identity`` used to
+        take the nearest stranger's name for an answer)."""
+        identify = bool(self.candidates)  # 1:N always ranks at least one candidate
+        doc = {"identity": self.identity if self.accepted or not identify else None,
+               "answer": self.answer, "score": self.score, "accepted": self.accepted,
+               "threshold": self.threshold}
+        if identify:
+            doc["nearest"] = self.identity
+        doc.update({"candidates": [{"identity": c.identity, "score": c.score}
+                                   for c in self.candidates],
+                    "margin": self.margin, "required_margin": self.required_margin})
+        return doc
 
 
 class Verifier:

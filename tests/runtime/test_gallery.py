@@ -95,7 +95,8 @@ def test_sqlite_file_that_is_not_a_gallery_and_newer_schema(tmp_path):
         Gallery.open(newer, INFO)
 
 
-@pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "x" * 201])
+@pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "x" * 201, "unknown",
+                                  " Unknown "])
 def test_bad_names_are_refused(tmp_path, name):
     with Gallery.open(tmp_path / "g.sqlite", INFO) as g, pytest.raises(InvalidInputError):
         g.enroll(name, unit([[1, 0, 0, 0]]))

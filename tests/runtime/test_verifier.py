@@ -32,6 +32,25 @@ def test_enrolled_images_are_identified_and_thresholds_give_unknown(tmp_path, ti
             verifier.verify(probes, "zed")
 
 
+def test_json_identity_is_the_answer_and_nearest_the_best_match(tmp_path, tiny_model):
+    # as in the camera's events: a script reading "identity" took the nearest stranger's
+    # name for an answer
+    people = {"ann": images(1), "ben": images(2)}
+    with OnnxRuntimeEmbedder(tiny_model) as embedder, \
+            Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
+        for name, imgs in people.items():
+            gallery.enroll(name, embedder.embed(imgs))
+        probe = people["ann"][:1]
+        accepted = Verifier(embedder, gallery, threshold=0.5).identify(probe)[0].to_dict()
+        assert (accepted["identity"], accepted["nearest"], accepted["answer"]) == \
+            ("ann", "ann", "ann")
+        rejected = Verifier(embedder, gallery, threshold=1.01).identify(probe)[0].to_dict()
+        assert (rejected["identity"], rejected["nearest"], rejected["answer"]) == \
+            (None, "ann", "unknown")
+        claim = Verifier(embedder, gallery, threshold=1.01).verify(probe, "ben")[0].to_dict()
+        assert claim["identity"] == "ben" and not claim["accepted"] and "nearest" not in claim
+
+
 def test_default_threshold_comes_from_the_model(tmp_path, tiny_model):
     with OnnxRuntimeEmbedder(tiny_model) as embedder, \
             Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
