@@ -145,6 +145,10 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
                         data, report.impostor_pairs,
                         classes=report.extras["classes"] if wanted else None)
         doc["threshold_written"] = report.threshold_at_target
+    if write_threshold and calibration_error:
+        doc["threshold_written"] = None
+    if calibration_error or plot_error:  # the document says why the exit status is 1
+        doc["error"] = calibration_error or plot_error
     if as_json:
         print_json(doc)
     else:

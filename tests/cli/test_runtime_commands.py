@@ -455,8 +455,10 @@ def test_evaluate_plot_and_calibration_failures_are_one_line_after_the_numbers(t
     result = run("evaluate", "-m", tiny_model, people, "--plots", plots, "--json",
                  "--bootstrap", "0")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert json.loads(result.stdout)["auc"] >= 0  # the numbers came first, not lost
+    doc = json.loads(result.stdout)
+    assert doc["auc"] >= 0  # the numbers came first, not lost
     assert "cannot write the plots" in result.output
+    assert "cannot write the plots" in doc["error"]  # the document says why it exits 1
     before = Path(tiny_model).read_bytes()
     result = run("evaluate", "-m", tiny_model, people, "--far", "1e-9", "--write-threshold",
                  "--bootstrap", "0")
@@ -465,6 +467,11 @@ def test_evaluate_plot_and_calibration_failures_are_one_line_after_the_numbers(t
     assert "ROC AUC" in result.stdout  # the numbers it computed are printed first
     assert result.stderr.strip().splitlines()[-1].startswith("error: too few impostor")
     assert Path(tiny_model).read_bytes() == before
+    result = run("evaluate", "-m", tiny_model, people, "--far", "1e-9", "--write-threshold",
+                 "--bootstrap", "0", "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and doc["threshold_written"] is None
+    assert doc["error"].startswith("too few impostor pairs to calibrate")
 
 
 def test_a_reader_that_stops_early_is_no_error(tmp_path, tiny_model, people):
