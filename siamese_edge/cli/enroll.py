@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from siamese_edge.cli.options import (
-    check_roi, parsed_by,
-    EXIT_PARTIAL, backend_options, batch_option, gallery_option, json_option, model_option,
-    open_embedder, parse_metadata, print_json, print_json_line, warn,
+    EXIT_PARTIAL, backend_options, batch_option, camera_json_option, check_roi, gallery_option,
+    model_option, open_embedder, parse_metadata, parsed_by, print_json, print_json_line, warn,
 )
 
 
@@ -38,7 +37,7 @@ from siamese_edge.cli.options import (
               "size; an existing gallery keeps its own).")
 @backend_options
 @batch_option
-@json_option
+@camera_json_option
 @click.argument("name", required=False)
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,

@@ -89,8 +89,12 @@ def open_embedder(model: str, backend: str, batch_size: int, engine: str | None 
 batch_option = click.option("--batch-size", default=64, show_default=True,
                             type=click.IntRange(1, 4096), help="Images per inference call.")
 json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print JSON instead of text: one document (with --camera, one "
-                                "object per line: events, then the summary).")
+                           help="Print JSON instead of text: one document.")
+#: ``--json`` of the commands that take ``--camera``
+camera_json_option = click.option("--json", "as_json", is_flag=True,
+                                  help="Print JSON instead of text: one document (with "
+                                       "--camera, one object per line: events, then the "
+                                       "summary).")
 
 
 class FiniteFloat(click.FloatRange):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from siamese_edge.cli.options import (
-    check_roi, check_vote, parsed_by,
-    EXIT_PARTIAL, FiniteFloat, backend_options, batch_option, gallery_option, json_option, model_option,
-    open_embedder, print_json, print_json_line, warn,
+    EXIT_PARTIAL, FiniteFloat, backend_options, batch_option, camera_json_option, check_roi,
+    check_vote, gallery_option, model_option, open_embedder, parsed_by, print_json,
+    print_json_line, warn,
 )
 
 
@@ -43,7 +43,7 @@ from siamese_edge.cli.options import (
               help="Camera: stop after this many seconds.")
 @backend_options
 @batch_option
-@json_option
+@camera_json_option
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 def verify(model: str, gallery: str, identity: str | None, threshold: float | None, top_k: int,
            aggregate: str, aggregate_k: int, margin: float | None, camera: str | None,

@@ -26,6 +26,9 @@ def test_every_command_has_help(command):
     result = run(command, "--help")
     assert result.exit_code == 0, result.output
     assert "Usage: " in result.output and command in result.output
+    # --json's help speaks of --camera only where there is one
+    text = " ".join(result.output.split())
+    assert ("--camera" in text) == ("with --camera, one object per line" in text)
 
 
 def test_enroll_verify_identify_embed(tmp_path, tiny_model, people):
