@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from siamese_edge.cli.options import json_option, print_json, warn
+from siamese_edge.cli.options import json_option, print_json
 
 #: the largest --batch (as --batch-size of the other commands)
 MAX_BATCH = 4096
@@ -89,16 +89,23 @@ def bench(model: str, batches, iterations: int, warmup: int, threads: int | None
     config = BenchConfig(model=model, batches=batches, iterations=iterations, warmup=warmup,
                          threads=threads, pin=pin, backends=backends, run_dir=run_dir,
                          engine=engine, gallery_size=gallery_size, top_k=top_k)
-    report = run_benchmark(config, log=warn if backends else (lambda m: None))
-    if as_json:  # the results first: a plot that cannot be written must not lose them
+    # progress lines on stderr, not "warning:" lines (skipped backends are in the report)
+    report = run_benchmark(config, log=(lambda message: click.echo(message, err=True))
+                           if backends else (lambda message: None))
+    plot_error = None
+    if plot_path:  # drawn first so --json can say where it went, or why it did not
+        try:
+            plot_report(report, plot_path)
+            report["plot"] = str(plot_path)
+        except (OSError, ValueError) as exc:  # ValueError: matplotlib refusing the file
+            plot_error = (f"--plot {plot_path}: cannot write "
+                          f"({getattr(exc, 'strerror', None) or exc})")
+            report["error"] = plot_error
+    if as_json:  # the results whatever became of the plot
         print_json(report)
     else:
         click.echo(format_report(report))
-    if plot_path:
-        try:
-            plot_report(report, plot_path)
-        except (OSError, ValueError) as exc:  # ValueError: matplotlib refusing the file
-            raise InvalidInputError(f"--plot {plot_path}: cannot write "
-                                    f"({getattr(exc, 'strerror', None) or exc})") from None
-        if not as_json:
+        if plot_path and not plot_error:
             click.echo(f"wrote {plot_path}")
+    if plot_error:
+        raise InvalidInputError(plot_error)

@@ -47,7 +47,7 @@ def test_bench_json_and_plot(tiny_model, tmp_path):
             assert report["reference"]["results"][batch][key] > 0
             assert report["backends"]["onnxruntime-cpu"]["results"][batch][key] > 0
     if plot is not None:
-        assert plot.stat().st_size > 0
+        assert plot.stat().st_size > 0 and report["plot"] == str(plot)
 
 
 def test_bench_text_and_bad_options(tiny_model):
@@ -55,6 +55,7 @@ def test_bench_text_and_bad_options(tiny_model):
                  "--gallery-size", "10", "--backends", "onnxruntime-cpu")
     assert result.exit_code == 0, result.output
     assert "onnxruntime-cpu" in result.output and "gallery search" in result.output
+    assert "batch 1: timing" in result.stderr and "warning" not in result.stderr  # progress
     assert run("bench", "--model", tiny_model, "--batch", "x").exit_code == 2
     assert run("bench", "--model", tiny_model, "--backends", "nope").exit_code == 2
     result = run("bench", "--model", tiny_model, "--plot", "times.txt")  # a traceback after
@@ -89,7 +90,9 @@ def test_bench_prints_the_results_even_when_the_plot_cannot_be_written(tiny_mode
                  "--warmup", "0", "--backends", "onnxruntime-cpu", "--gallery-size", "10",
                  "--json", "--plot", "b.png")
     assert result.exit_code == 1 and "No space left" in result.stderr
-    assert json.loads(result.stdout)["reference"]["results"]["1"]["iterations"] == 1
+    report = json.loads(result.stdout)
+    assert report["reference"]["results"]["1"]["iterations"] == 1
+    assert "No space left" in report["error"] and "plot" not in report
 
 
 def test_bench_refuses_a_batch_too_large_to_allocate(tiny_model):
