@@ -293,4 +293,6 @@ def format_summary(summary: dict) -> str:
     for stage, stats in summary["latency_ms"].items():
         if stats["p50"] is not None:
             lines.append(f"  {stage:<8} p50 {stats['p50']:7.2f} ms   p99 {stats['p99']:7.2f} ms")
+    if "threshold" in summary:  # verify --camera: what decided, as verify on files says
+        lines.append(f"threshold {summary['threshold']:.3f}, backend {summary['backend']}")
     return "\n".join(lines)

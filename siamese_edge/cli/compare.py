@@ -6,7 +6,7 @@ import click
 
 from siamese_edge.cli.options import (
     EXIT_PARTIAL, FiniteFloat, backend_options, batch_option, json_option, model_option,
-    open_embedder, print_json, warn,
+    open_embedder, print_json, threshold_origin, warn,
 )
 
 
@@ -51,6 +51,7 @@ def compare(model: str, pairs_file: str | None, threshold: float | None, backend
         report = compare_pairs(embedder, pairs, threshold, skip_unreadable=bool(pairs_file))
     if as_json:
         print_json({"model": model, "backend": embedder.device_description,
+                    "threshold_source": threshold_origin(threshold, embedder.info),
                     **report.to_dict()})
     else:
         for d in report.decisions:

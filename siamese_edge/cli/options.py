@@ -129,6 +129,13 @@ def _finite(value: object) -> object:
     return value
 
 
+def threshold_origin(threshold: float | None, info) -> str:
+    """Where the threshold a command decides with came from, for its ``--json``."""
+    if threshold is not None:
+        return "--threshold"
+    return f"model: {info.threshold_source}" if info.threshold_source else "model"
+
+
 def print_json(document: object) -> None:
     click.echo(json_text(document, indent=2))
 

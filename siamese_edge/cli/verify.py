@@ -7,7 +7,7 @@ import click
 from siamese_edge.cli.options import (
     EXIT_PARTIAL, FiniteFloat, backend_options, batch_option, camera_json_option, check_roi,
     check_vote, gallery_option, model_option, open_embedder, parsed_by, print_json,
-    print_json_line, warn,
+    print_json_line, threshold_origin, warn,
 )
 
 
@@ -90,6 +90,7 @@ def verify(model: str, gallery: str, identity: str | None, threshold: float | No
         print_json({"mode": mode, "model": model, "gallery": gallery,
                     "backend": embedder.device_description,
                     "threshold": decisions[0].threshold,
+                    "threshold_source": threshold_origin(threshold, embedder.info),
                     "results": [{"image": path, **d.to_dict()}
                                 for path, d in zip(images, decisions)]})
         return
@@ -146,12 +147,15 @@ def _verify_camera(embedder, gallery: str, identity: str | None, threshold: floa
         emit = print_json_line if as_json else (lambda event: click.echo(
             format_event(event), err=event.get("event") == "warning"))
         summary = run_camera_verify(embedder, matcher, camera, options, emit=emit)
+    summary.update(threshold=matcher.verifier.threshold,
+                   threshold_source=threshold_origin(threshold, embedder.info),
+                   backend=embedder.device_description)
     if as_json:
         print_json_line({"event": "summary", **summary})
     else:
         click.echo(format_summary(summary))
-        if "warning" in summary:
-            warn(summary["warning"])
+    if "warning" in summary:  # on stderr as every warning, with --json too
+        warn(summary["warning"])
     if summary["regions"] == 0:
         # Not 0: nothing was verified, which a script must tell from "verified, nobody
         # accepted". Not 1: the run itself worked and its summary (and --output video) is

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from siamese_edge.cli import cli
 from siamese_edge.runtime.imageio import read_image
+from siamese_edge.runtime.model_file import read_model_info
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "fashion-mnist.onnx"
@@ -49,6 +50,10 @@ def test_verify_camera_votes_and_reports(tmp_path, gallery):
     decisions = [e for e in lines if e.get("event") == "decision"]
     summary = lines[-1]
     assert summary["event"] == "summary" and summary["frames"] == 20
+    # what decided, as verify on files says it
+    assert summary["threshold"] == pytest.approx(read_model_info(MODEL).threshold)
+    assert summary["threshold_source"].startswith("model: FAR 0.001")
+    assert summary["backend"].startswith("onnxruntime")
     first, second = decisions[:10], decisions[10:]
     # the first two sneaker frames are not yet enough votes; the rest of them are accepted
     assert [d["accepted"] for d in first[:2]] == [False, False]

@@ -46,6 +46,15 @@ def test_enroll_verify_identify_embed(tmp_path, tiny_model, people):
     assert doc["mode"] == "identify"
     assert [r["answer"] for r in doc["results"]] == ["ben", "cat"]
     assert len(doc["results"][0]["candidates"]) == 2
+    assert doc["threshold_source"].startswith("model")
+    result = run("verify", "-m", tiny_model, "-g", gallery, "--json", "--threshold", "0.5",
+                 people / "ben" / "1.png")
+    assert json.loads(result.output)["threshold_source"] == "--threshold"
+    pair = [people / "ann" / "0.png", people / "ann" / "1.png"]
+    assert json.loads(run("compare", "-m", tiny_model, "--json", "-t", "0.5", *pair).output)[
+        "threshold_source"] == "--threshold"
+    assert json.loads(run("compare", "-m", tiny_model, "--json", *pair).output)[
+        "threshold_source"].startswith("model")
 
     result = run("verify", "-m", tiny_model, "-g", gallery, "--identity", "ann",
                  "--threshold", "0.9999", people / "ann" / "1.png", people / "ben" / "0.png")
