@@ -85,8 +85,10 @@ def enroll(model: str, gallery: str, from_dir: str | None, camera: str | None,
             else (lambda: ([embed_files(embedder, name, images, parsed)], [])),
             on_duplicate, template_dtype, refuse_first=[] if from_dir else [name])
     if as_json:
+        # gallery_exists: an empty "identities" alone looked like an existing empty gallery
         print_json({**report.to_dict(), "gallery": gallery, "backend":
-                    embedder.device_description, "identities": counts})
+                    embedder.device_description, "identities": counts,
+                    "gallery_exists": bool(report.enrolled) or Path(gallery).exists()})
     else:
         for identity, added in report.enrolled.items():
             click.echo(f"enrolled {identity}: {added} template(s) "
@@ -127,7 +129,8 @@ def _enroll_camera(model: str, gallery: str, camera: str, name: str, samples: in
     stored = next(iter(report.enrolled))
     if as_json:  # one JSON line, after the capture's event lines
         print_json_line({"event": "enrolled", "enrolled": report.enrolled, "gallery": gallery,
-                         "source": camera, "backend": embedder.device_description})
+                         "source": camera, "backend": embedder.device_description,
+                         "identities": counts})
     else:  # the backend that embedded, as every command's result names it
         click.echo(f"enrolled {stored}: {added} template(s) from {camera} "
                    f"({counts.get(stored, added)} in gallery), backend "

@@ -114,6 +114,7 @@ def test_enroll_camera_honours_metadata_duplicates_and_json(tmp_path, gallery):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]  # every line is JSON
     assert lines[-1]["enrolled"] == {"kit": 2}
+    assert lines[-1]["identities"]["kit"] == 2 and lines[-1]["identities"]["trouser"] == 3
     assert lines[-1]["backend"].startswith("onnxruntime")
     shown = json.loads(CliRunner().invoke(cli, ["gallery", "show", "-g", gallery, "kit",
                                                 "--json"]).output)

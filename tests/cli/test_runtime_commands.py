@@ -162,6 +162,9 @@ def test_a_failed_first_enrolment_leaves_no_gallery_behind(tmp_path, tiny_model,
         assert result.exit_code == status, result.output
         assert not gallery.exists() and not list(tmp_path.glob("g.sqlite*")), args
     assert "nothing enrolled; " in result.output  # not "0 identities" of a file not there
+    result = run("enroll", "-m", tiny_model, "-g", gallery, "--from-dir", tmp_path / "junk",
+                 "--json")
+    assert json.loads(result.stdout)["gallery_exists"] is False and not gallery.exists()
     gallery.touch()  # an empty file is a gallery being created, as Gallery.open has it
     result = run("enroll", "-m", tiny_model, "-g", gallery, "ann", people / "ann" / "0.png")
     assert result.exit_code == 0, result.output
