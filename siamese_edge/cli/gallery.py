@@ -216,12 +216,15 @@ def reembed(gallery: str, model: str, from_images: bool, out: str, backend: str,
     embedder = open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale)
     with embedder, _open(gallery) as store:
         report = reembed_gallery(embedder, store, out)
-    if as_json:
-        print_json({"gallery": out, **report.to_dict()})
+    if as_json:  # "gallery" is the new one; "source" the one it was made from
+        print_json({"gallery": out, "source": gallery,
+                    "backend": embedder.device_description, **report.to_dict()})
     else:
         for name, count in report.reembedded.items():
             click.echo(f"re-embedded {name}: {count} template(s)")
         for name, template, error in report.missing:
             warn(f"template #{template} of {name}: {error}")
+        # the last line names the backend that embedded, as every command's result does
+        click.echo(f"wrote {out} from {gallery}, backend {embedder.device_description}")
     if report.missing:
         raise SystemExit(EXIT_PARTIAL)

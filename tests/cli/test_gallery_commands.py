@@ -91,6 +91,7 @@ def test_export_import_reembed_and_duplicates(tmp_path, gallery, tiny_model, oth
     assert result.exit_code == 3
     doc = json.loads(result.output)
     assert doc["reembedded"] == {"ann": 2, "ben": 1} and len(doc["missing"]) == 1
+    assert doc["source"] == str(gallery) and doc["backend"].startswith("onnxruntime")
     result = run("verify", "-m", other_tiny_model, "-g", tmp_path / "new.sqlite", "--json",
                  "--aggregate", "mean-top-k", "--aggregate-k", "1", "--margin", "0", people / "ann" / "0.png")
     assert json.loads(result.output)["results"][0]["answer"] == "ann"
