@@ -10,7 +10,7 @@ import numpy as np
 
 from siamese_edge.data.labelled import LabelledImages
 from siamese_edge.errors import DatasetError, ImageReadError
-from siamese_edge.runtime.imageio import is_image_path, read_image
+from siamese_edge.runtime.imageio import image_files, is_hidden, read_image
 from siamese_edge.runtime.preprocess import fit_image
 
 
@@ -38,12 +38,16 @@ def load_image_folder(root: str | os.PathLike[str], height: int | None = None,
     any image is colour. Unreadable files are skipped and listed in ``warnings``.
     """
     root = Path(root)
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p)) \
+        if root.is_dir() else []
     if not folders:
         raise DatasetError(f"{root}: no identity subfolders (expected DIR/<identity>/*.png)")
     raw, labels, paths, names, warnings, warning_classes = [], [], [], [], [], []
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p))
+        files, broken = image_files(folder, recursive=True)
+        for path in broken:
+            warnings.append(f"{path}: a link to a file that is gone")
+            warning_classes.append(folder.name)
         kept = 0
         for path in files:
             try:

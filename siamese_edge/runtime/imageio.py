@@ -27,6 +27,29 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def is_hidden(path: Path) -> bool:
+    """A name starting with ``.`` (macOS ``._x.png`` metadata, ``.ipynb_checkpoints``) or
+    ``__MACOSX`` (a zip archive's metadata): never an image or an identity."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
+def image_files(folder: Path, recursive: bool = False) -> tuple[list[Path], list[Path]]:
+    """The image files in ``folder`` (and below it when ``recursive``), sorted, without
+    hidden entries (:func:`is_hidden`); and the links among them whose target is gone,
+    for the caller to report rather than drop without a word."""
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    files, broken = [], []
+    for path in entries:
+        if not is_image_path(path) or any(is_hidden(Path(part)) for part in
+                                           path.relative_to(folder).parts):
+            continue
+        if path.is_file():
+            files.append(path)
+        elif path.is_symlink() and not path.exists():
+            broken.append(path)
+    return sorted(files), sorted(broken)
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as uint8, gray ``(H, W, 1)`` or colour ``(H, W, 3)`` RGB.
 

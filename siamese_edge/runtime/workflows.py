@@ -17,7 +17,7 @@ from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.runtime.atomic_file import replaced_on_success
 from siamese_edge.runtime.embedder import Embedder
 from siamese_edge.runtime.gallery import DuplicateIdentityError, Gallery, validate_name
-from siamese_edge.runtime.imageio import is_image_path, read_image
+from siamese_edge.runtime.imageio import image_files, is_hidden, read_image
 from siamese_edge.runtime.verifier import Decision, Verifier
 
 
@@ -39,9 +39,13 @@ class EnrollReport:
                 "failures": [{"file": f, "error": e} for f, e in self.failures]}
 
 
-def list_images(root: Path) -> list[Path]:
-    """Image files directly inside ``root``, sorted by name."""
-    return sorted(p for p in root.iterdir() if p.is_file() and is_image_path(p))
+def list_images(root: Path, failures: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Image files directly inside ``root``, sorted by name, hidden ones left out; links
+    to files that are gone are added to ``failures``."""
+    files, broken = image_files(root)
+    if failures is not None:
+        failures.extend((str(path), f"{path}: a link to a file that is gone") for path in broken)
+    return files
 
 
 def read_images(paths: Sequence[str | os.PathLike[str]]) -> list[np.ndarray]:
@@ -127,7 +131,7 @@ def embed_directory(embedder: Embedder, root: str | os.PathLike[str]
     if not root.is_dir():
         raise InvalidInputError(f"{root}: not a directory")
     try:
-        folders = sorted(p for p in root.iterdir() if p.is_dir())
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p))
     except OSError as exc:
         raise InvalidInputError(f"{root}: cannot list the folder ({exc.strerror})") from None
     if not folders:
@@ -141,7 +145,7 @@ def embed_directory(embedder: Embedder, root: str | os.PathLike[str]
             failures.append((str(folder), str(exc)))
             continue
         try:
-            paths = list_images(folder)
+            paths = list_images(folder, failures)
         except OSError as exc:  # e.g. no permission: skip it like an unreadable file
             failures.append((str(folder), f"cannot list the folder ({exc.strerror})"))
             continue
@@ -320,7 +324,9 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[str | os.PathLike[str]]) -
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_image_path(p)))
+            found, broken = image_files(item, recursive=True)
+            files.extend(found)
+            files.extend(broken)  # read, so that they are named among the failures
         elif item.exists():
             files.append(item)
         else:

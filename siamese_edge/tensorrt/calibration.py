@@ -44,13 +44,13 @@ def load_image_sample(data_dir: str | os.PathLike[str], info: ModelInfo, limit: 
     The pick is random but seeded, and spread over folders, so calibration sees every identity.
     Unreadable files are skipped. Raises InvalidInputError when nothing usable is found.
     """
-    from siamese_edge.runtime.imageio import is_image_path, read_image
+    from siamese_edge.runtime.imageio import image_files, read_image
     from siamese_edge.runtime.preprocess import fit_images, normalize
 
     root = Path(data_dir)
     if not root.is_dir():
         raise InvalidInputError(f"{root}: calibration data must be a folder of images")
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
+    paths = image_files(root, recursive=True)[0]
     if not paths:
         raise InvalidInputError(f"{root}: no images found for calibration")
     # a seeded random order over every folder, read until ``limit`` images decoded

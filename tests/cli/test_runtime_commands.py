@@ -588,3 +588,20 @@ def test_hostile_metadata_and_models_are_one_line(tmp_path, tiny_model, people, 
     monkeypatch.setattr(workflows, "embed_inputs", too_big)
     result = run("embed", "-m", tiny_model, "--out", tmp_path / "e.npz", people)
     assert result.exit_code == 1 and result.output.startswith("error: out of memory")
+
+
+def test_enroll_and_embed_leave_hidden_entries_out_and_name_dead_links(tmp_path, tiny_model,
+                                                                      people):
+    (people / ".hidden_id").mkdir()
+    (people / ".hidden_id" / "0.png").write_bytes((people / "ann" / "0.png").read_bytes())
+    (people / "ann" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (people / "ben" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    result = run("enroll", "-m", tiny_model, "-g", tmp_path / "g.sqlite", "--from-dir", people,
+                 "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 3 and sorted(doc["identities"]) == ["ann", "ben", "cat"]
+    assert [f["file"].rsplit("/", 1)[-1] for f in doc["failures"]] == ["gone.png"]
+    result = run("embed", "-m", tiny_model, "--out", tmp_path / "e.npz", people, "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 3 and doc["count"] == 6
+    assert [f["file"].rsplit("/", 1)[-1] for f in doc["failures"]] == ["gone.png"]

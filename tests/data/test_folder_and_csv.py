@@ -185,3 +185,23 @@ def test_size_unknown_loaders_still_use_the_most_common_size(tmp_path):
         data = load_dataset(source)
         assert data.images.shape[1:] == (20, 10, 3)
         assert np.array_equal(data.images, _reference(data.paths, 20, 10, None))
+
+
+def add_hidden_entries(root):
+    """What macOS, zip archives and notebooks leave in a data folder, and a dead link."""
+    rng = np.random.default_rng(1)
+    for hidden in (root / ".hidden_id", root / "__MACOSX" / "ann", root / "ann" / ".ipynb"):
+        hidden.mkdir(parents=True)
+        write_image(hidden / "x.png", rng.integers(0, 256, (20, 10), dtype=np.uint8))
+    (root / "ann" / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / "ann" / "gone.png").symlink_to(root / "nowhere.png")
+
+
+def test_hidden_entries_are_not_data_and_a_dead_link_is_named(tmp_path):
+    make_folder(tmp_path / "d")
+    add_hidden_entries(tmp_path / "d")
+    data = load_dataset(tmp_path / "d")
+    assert data.class_names == ["ann", "ben"] and len(data) == 4
+    assert sorted(w.split(":")[0].rsplit("/", 1)[-1] for w in data.warnings) == \
+        ["broken.png", "gone.png"]
+    assert any("a link to a file that is gone" in w for w in data.warnings)
