@@ -46,11 +46,11 @@ class Interrupted(click.ClickException):
 
     exit_code = 130
 
-    def __init__(self) -> None:
-        super().__init__("interrupted")
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "interrupted")  # a command may say how to go on
 
     def show(self, file=None) -> None:
-        click.echo("interrupted", err=True)
+        click.echo(self.message, err=True)
 
 
 class LazyGroup(click.Group):
@@ -70,8 +70,8 @@ class LazyGroup(click.Group):
             raise UserError(exc) from None
         except sqlite3.Error as exc:  # a safety net: the gallery names the file and cause
             raise UserError(SiameseEdgeError(f"gallery database: {exc}")) from None
-        except KeyboardInterrupt:
-            raise Interrupted() from None
+        except KeyboardInterrupt as exc:
+            raise Interrupted(str(exc)) from None
         except MemoryError:  # numpy's allocation failures are MemoryErrors too
             raise UserError(SiameseEdgeError("out of memory: the input is too large for "
                                              "this machine")) from None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
+from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from siamese_edge.cli.options import EXIT_PARTIAL, json_option, print_json, warn
 
@@ -29,6 +33,49 @@ def _floats(value: str | None, hint: str) -> list[float] | None:
     except ValueError:
         raise click.BadParameter("expected numbers separated by commas, e.g. 0.5 or "
                                  "0.485,0.456,0.406", param_hint=hint) from None
+
+
+#: TrainConfig fields set by an option of another name
+_OPTION_OF_FIELD = {"height": "input_size", "width": "input_size"}
+
+
+def _with_saved_options(options: dict, out: str) -> dict:
+    """``options`` with every value not given on the command line taken from the run in
+    ``out`` (its ``config.json``): a default that differs from the run's (say the margin of
+    another miner) made ``--resume`` alone refuse to continue."""
+    from siamese_edge.training.resume import saved_options
+
+    saved = saved_options(out)
+    if saved is None:  # nothing to resume: the trainer says so
+        return options
+    context = click.get_current_context()
+    given = {name for name in context.params
+             if context.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                      ParameterSource.ENVIRONMENT)}
+    return {name: value if name in ("data", "out") or name not in saved
+            or _OPTION_OF_FIELD.get(name, name) in given else saved[name]
+            for name, value in options.items()}
+
+
+def _as_options(message: str) -> str:
+    """A TrainConfig message with its field names as the options that set them: any
+    ``snake_case`` field, a one-word field that starts the message (``lr must ...``), and
+    ``mean``/``std`` (words like "seed" elsewhere are prose: "the seed backbone")."""
+    from siamese_edge.training.config import TrainConfig
+
+    def option(name: str) -> str:
+        if name == "label_means":
+            return "--pairs-label-means"
+        return "--" + _OPTION_OF_FIELD.get(name, name).replace("_", "-")
+
+    for name in TrainConfig.__dataclass_fields__:
+        if "_" in name:
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", option(name), message)
+        elif name not in ("mean", "std") and re.match(rf"{name} (must|is|values)\b", message):
+            message = option(name) + message[len(name):]
+    return re.sub(r"\b(mean and std|mean|std) (values|need|must)\b|\bboth mean and std\b",
+                  lambda m: m.group(0).replace("mean", "--mean").replace("std", "--std"),
+                  message)
 
 
 @click.command("train")
@@ -117,6 +164,8 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
       siamese-edge train train-images-idx3-ubyte.gz --labels train-labels-idx1-ubyte.gz \\
           --out runs/fashion --epochs 10
     """
+    from siamese_edge.errors import InvalidInputError
+
     try:
         from siamese_edge.training.config import TrainConfig
         from siamese_edge.training.trainer import threshold_caveat
@@ -127,7 +176,7 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
         raise MissingDependencyError(f"training needs the train extra ({exc.name} missing): "
                                      f"pip install 'siamese-edge[train]'") from None
     height, width = _size(input_size)
-    config = TrainConfig(
+    options = dict(
         data=data, out=out, labels=labels, loss=loss, miner=miner, backbone=backbone,
         embedding_dim=embedding_dim, readout=readout, hog_weight=hog_weight, margin=margin,
         epochs=epochs,
@@ -140,6 +189,12 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
         val_fraction=val_fraction, val_split=val_split, patience=patience,
         label_means=label_means, threads=threads, mean=_floats(mean, "--mean"),
         std=_floats(std, "--std"))
+    if resume:  # the run's own options, apart from those given now (as --help promises)
+        options = _with_saved_options(options, out)
+    try:
+        config = TrainConfig(**options)
+    except InvalidInputError as exc:  # a bad option value: a usage error, named as an option
+        raise click.UsageError(_as_options(str(exc))) from None
     interactive = sys.stderr.isatty()
 
     def progress(event: dict) -> None:
@@ -167,7 +222,14 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    result = run_training(config, progress, resume=resume, overwrite=overwrite)
+    try:
+        result = run_training(config, progress, resume=resume, overwrite=overwrite)
+    except KeyboardInterrupt:
+        if (Path(out) / "last.pt").is_file():  # at least one epoch of this run was saved
+            raise KeyboardInterrupt(f"interrupted; continue from the last finished epoch "
+                                    f"with: siamese-edge train {shlex.quote(data)} --out "
+                                    f"{shlex.quote(out)} --resume") from None
+        raise
     info = result.info
     caveat = threshold_caveat(info)
     if as_json:

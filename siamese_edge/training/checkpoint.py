@@ -35,6 +35,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
 
     path = Path(run_dir) / "checkpoint.pt"
     if not path.is_file():
+        if (Path(run_dir) / "last.pt").is_file():  # stopped before its last epoch
+            raise ModelError(f"{run_dir}: an unfinished training run (no checkpoint.pt yet); "
+                             f"finish it with 'siamese-edge train DATA --out {run_dir} "
+                             f"--resume'")
         raise ModelError(f"{run_dir}: not a training run (no checkpoint.pt)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from siamese_edge.errors import InvalidInputError
+from siamese_edge.model_info import MAX_INPUT_SIDE
 
 LOSSES = ("triplet", "contrastive")
 READOUTS = ("features", "projection")
@@ -26,6 +27,8 @@ FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32: a std belo
 # AdamW's first step moves a weight by lr / (1 - beta1), beta1 up to 0.95 under the one-cycle
 # schedule: that step size must stay a float32
 MAX_LR = FLOAT32_MAX * 0.05
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -121,6 +124,17 @@ class TrainConfig:
             raise InvalidInputError("instance_fraction must be in [0, 0.9]")
         if not 0.0 <= self.val_fraction < 0.9:
             raise InvalidInputError("val_fraction must be in [0, 0.9)")
+        if not 0 <= self.seed <= MAX_SEED:  # numpy refuses negative seeds, torch huge ones
+            raise InvalidInputError(f"seed must be in [0, {MAX_SEED}], not {self.seed}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            # 100000 threads made OpenBLAS fail to start them and the process crash
+            raise InvalidInputError(f"threads must be in [1, {MAX_THREADS}], not "
+                                    f"{self.threads}")
+        for side in (self.height, self.width):
+            if side is not None and not 1 <= side <= MAX_INPUT_SIDE:
+                # 30000x30000 tried to allocate ~180 GB; models above it are refused at load
+                raise InvalidInputError(f"input sizes must be 1 to {MAX_INPUT_SIDE} pixels a "
+                                        f"side, not {side}")
         if (self.mean is None) != (self.std is None):
             raise InvalidInputError("give both mean and std, or neither")
         if self.mean is not None and self.std is not None:
@@ -132,6 +146,9 @@ class TrainConfig:
                        for v in self.mean + self.std):
                 raise InvalidInputError(f"mean and std values must be finite numbers within "
                                         f"float32 range (±{FLOAT32_MAX:.3g})")
+            if not all(0.0 <= v <= 1.0 for v in self.mean):  # of pixels scaled to [0, 1]
+                raise InvalidInputError(f"mean values must be in [0, 1] (pixels are scaled "
+                                        f"to [0, 1] first), not {self.mean}")
             if min(self.std) < FLOAT32_TINY:
                 raise InvalidInputError(f"std values must be positive, at least "
                                         f"{FLOAT32_TINY:.3g} (float32)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,16 @@ PATH_OPTIONS = ("data", "labels")
 
 def _resolved(path: str | None) -> str | None:
     return None if path is None else str(Path(path).resolve())
+
+
+def saved_options(run_dir: str | Path) -> dict | None:
+    """The options a run in ``run_dir`` was started with (its ``config.json``), or None when
+    there is none to read."""
+    try:
+        saved = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
 
 
 def describe_data(data: LabelledImages, paths: dict) -> dict:

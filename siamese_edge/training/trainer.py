@@ -369,6 +369,7 @@ class Trainer:
                                     f"it, or another --out")
         if c.threads:
             torch.set_num_threads(int(c.threads))
+        self._refuse_out_inside_data()
         self._make_run_dir()
         self._load()
         if c.val_fraction > 0 and self.val_mode == "none":
@@ -443,6 +444,16 @@ class Trainer:
         self._plot(log)
         return RunResult(self.run_dir, info, log)
 
+    def _refuse_out_inside_data(self) -> None:
+        """A run directory inside an image folder is read back as data by the next run: its
+        curves.png became an image of an identity (and turned a gray set into colour)."""
+        data = Path(self.config.data).resolve()
+        if data.is_dir() and (data == self.run_dir.resolve()
+                              or data in self.run_dir.resolve().parents):
+            raise InvalidInputError(f"--out {self.run_dir} is inside the image folder {data}: "
+                                    f"the run's files would be read as training images; "
+                                    f"write it elsewhere")
+
     def _make_run_dir(self) -> None:
         """Before the data is read: a path that cannot hold the run is refused at once, not
         after loading and building everything."""
@@ -469,7 +480,8 @@ class Trainer:
         height, width, channels = self.shape
         source = (f"{len(np.unique(self.val.labels))} held-out identities"
                   if self.val_mode == "identity" else
-                  f"{self.config.val_fraction:.0%} of the images held out")
+                  f"{len(self.val) / len(self.data):.0%} of the images held out"
+                  if self.val is not None else "")  # the real share: small classes give 2
         if self.val is None:
             source = "the training images (no validation split)"
         return {

@@ -63,6 +63,11 @@ def test_hog_weight_default_follows_the_readout_and_older_runs_keep_none():
     {"loss": "contrastive", "margin": -1}, {"margin": float("nan")}, {"classes": []},
     {"k_per_identity": 1}, {"mean": [float("nan")], "std": [0.2]},
     {"mean": [0.5], "std": [float("inf")]},
+    # numpy refused a negative seed and torch a huge one, after the data had loaded; 100000
+    # threads crashed OpenBLAS; a 30000-pixel side tried to allocate ~180 GB
+    {"seed": -1}, {"seed": 2**64}, {"threads": 0}, {"threads": 100000},
+    {"height": 30000, "width": 28}, {"height": 28, "width": 0},
+    {"mean": [5.0], "std": [0.2]}, {"mean": [-0.1], "std": [0.2]},
 ])
 def test_invalid_values(overrides):
     with pytest.raises(InvalidInputError):
@@ -110,5 +115,13 @@ def test_cli_contrastive_batch_of_one_pair_is_one_line(tmp_path):
     people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
     result = CliRunner().invoke(cli, ["train", str(people), "--out", str(tmp_path / "r"),
                                       "--loss", "contrastive", "--batch-size", "3"])
-    assert result.exit_code == 1 and result.output.startswith("error: contrastive batches")
-    assert result.output.count("\n") == 1 and not (tmp_path / "r" / "last.pt").exists()
+    # a bad option value is a usage error (exit 2), named as the option, not the field
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "Error: contrastive batches need --batch-size >= 4" in result.output
+    assert not (tmp_path / "r" / "last.pt").exists()
+    for args, message in ((["--seed", "-1"], "--seed must be in [0, 4294967295]"),
+                          (["--mean", "0.5"], "give both --mean and --std"),
+                          (["--batch-size", "6"], "--batch-size >= 2 * --k-per-identity")):
+        result = CliRunner().invoke(cli, ["train", str(people), "--out",
+                                          str(tmp_path / "r"), *args])
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -168,3 +168,58 @@ def test_resume_decides_early_stopping_under_the_new_patience(people, tmp_path,
     assert [r["epoch"] for r in never.log] == [1, 2, 3, 4, 5]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0 and "all its 5 epochs" in result.output, result.output
+
+
+def test_resume_alone_continues_with_the_runs_own_options(people, tmp_path):
+    # a run started with --miner semi-hard (margin 0.2) was refused on a bare --resume:
+    # the defaults (batch-hard, margin 0.02) counted as changed options
+    from click.testing import CliRunner
+
+    from siamese_edge.cli import cli
+
+    out = tmp_path / "r"
+    start = ["train", str(people), "--out", str(out), "--steps-per-epoch", "2",
+             "--batch-size", "8", "--k-per-identity", "2", "--threads", "1", "--seed", "4",
+             "--miner", "semi-hard", "--no-augment"]
+    result = CliRunner().invoke(cli, [*start, "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(out), "--resume",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert "nothing left to train" in result.stderr
+    assert [r["epoch"] for r in json.loads(result.stdout)["log"]] == [1, 2]
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["miner"], saved["margin"], saved["seed"], saved["augment"]) == \
+        ("semi-hard", 0.2, 4, False)
+    # an option given now still counts, and one that changes the training is refused
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(out), "--resume",
+                                      "--miner", "batch-hard"])
+    assert result.exit_code == 1 and "miner ('semi-hard' -> 'batch-hard')" in result.output
+
+
+def test_an_interrupted_run_says_how_to_go_on(people, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from siamese_edge.cli import cli
+    from siamese_edge.training import trainer
+    from siamese_edge.training.checkpoint import load_run
+    from siamese_edge.errors import ModelError
+
+    out = tmp_path / "r"
+    real_save_last = trainer.Trainer._save_last
+
+    def save_then_interrupt(self, epoch, *args, **kwargs):
+        real_save_last(self, epoch, *args, **kwargs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.Trainer, "_save_last", save_then_interrupt)
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(out), "--epochs", "3",
+                                      "--steps-per-epoch", "1", "--batch-size", "8",
+                                      "--k-per-identity", "2", "--threads", "1"])
+    assert result.exit_code == 130
+    assert f"continue from the last finished epoch with: siamese-edge train {people} --out " \
+           f"{out} --resume" in result.stderr
+    # export's error said "not a training run"
+    with pytest.raises(ModelError, match="an unfinished training run.*--resume"):
+        load_run(out)
