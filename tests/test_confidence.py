@@ -117,6 +117,16 @@ def test_a_far_the_sample_cannot_measure_gets_no_interval():
     assert not any("FAR 1e-1" in note for note in ci.notes)
 
 
+def test_the_level_sets_the_percentiles():
+    # a 50 % interval is the 25th to 75th percentile: an interval of width 0 (one percentile
+    # for both ends) or as wide as the 95 % one would be another level
+    e, labels = identities(n_ids=8, per_id=6, spread=0.6, seed=2)
+    wide = identity_bootstrap(e, labels, [], [], replicates=200, level=0.95, seed=3)
+    half = identity_bootstrap(e, labels, [], [], replicates=200, level=0.5, seed=3)
+    for a, b in (wide.auc, half.auc), (wide.eer, half.eer):
+        assert a[0] < b[0] < b[1] < a[1]
+
+
 def test_two_identities_give_no_intervals_and_say_why():
     e, labels = identities(n_ids=2)
     ci = identity_bootstrap(e, labels, [1e-2], ["1e-2"], threshold=0.5)

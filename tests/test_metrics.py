@@ -62,8 +62,10 @@ def test_against_reference_on_random_scores(seed):
 def test_eer_does_not_depend_on_which_of_two_equally_near_points_comes_first(genuine,
                                                                              impostor):
     # the nearest point's (FAR + FRR) / 2 gave 0.75 here and 0.25 for the mirror image
-    eer = equal_error_rate(genuine, impostor)[0]
+    eer, threshold = equal_error_rate(genuine, impostor)
     assert eer == 0.5
+    # the threshold is one of the two equally near points: the first, the lower-FAR one
+    assert threshold == {(0.4, 0.0): 0.7, (1.0, 0.5): 0.75}[(genuine[0], impostor[0])]
     assert equal_error_rate(-np.array(impostor), -np.array(genuine))[0] == eer
 
 

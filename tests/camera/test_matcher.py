@@ -37,3 +37,8 @@ def test_a_threshold_just_above_a_float32_score_rejects_it_in_both_modes(identit
     (match,) = matcher.match(np.array([[x, 0]], np.float32))
     assert match.score == float(x) and match.score < threshold and not match.accepted
     assert match.identity == identity  # 1:1 names the claim; 1:N answers unknown
+    # ... and a score equal to the threshold is accepted, as verify accepts it (>=)
+    matcher = CosineMatrixMatcher(["a"], np.array([[1, 0]], np.float32), float(x),
+                                  identity=identity)
+    (match,) = matcher.match(np.array([[x, 0]], np.float32))
+    assert match.score == float(x) and match.accepted and match.identity == "a"

@@ -238,8 +238,14 @@ def test_evaluate_names_its_backend_and_stores_the_classes_it_calibrated_on(tmp_
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["backend"].startswith("onnxruntime")
-    calibration = read_model_info(model).calibration
+    info = read_model_info(model)
+    calibration = info.calibration
     assert calibration["classes"] == list(names[:10])  # not all twelve: say which
+    # the threshold at the target FAR, and the rates it was calibrated with, not the EER's
+    assert info.threshold == doc["threshold_written"] == doc["threshold_at_target"]
+    assert doc["threshold_at_target"] != doc["eer_threshold"]
+    assert (calibration["far"], calibration["tar"], calibration["impostor_pairs"]) == \
+        (0.05, doc["tar_at_target"], doc["impostor_pairs"])
     assert "classes p00," in read_model_info(model).threshold_source
     text = run("evaluate", "-m", model, data, "--bootstrap", "0").stdout
     assert ", backend onnxruntime" in text.splitlines()[0]

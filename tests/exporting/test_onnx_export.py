@@ -51,6 +51,13 @@ def test_threshold_rewrite_keeps_the_fingerprint(exported_model, tmp_path):
     assert after.threshold == 0.42 and after.fingerprint == before.fingerprint
     assert after.calibration["far"] == 1e-3
     assert graph_fingerprint(onnx.load(str(copy))) == before.fingerprint
+    # ... while one changed weight is another model: galleries and engines must tell
+    model = onnx.load(str(copy))
+    weights = model.graph.initializer[0]
+    values = onnx.numpy_helper.to_array(weights).copy()
+    values.flat[0] += 1.0
+    weights.CopyFrom(onnx.numpy_helper.from_array(values, weights.name))
+    assert graph_fingerprint(model) != before.fingerprint
 
 
 def test_parity_failure_leaves_no_file(trained_run, tmp_path):

@@ -80,3 +80,18 @@ def test_l2_normalize_handles_rows_float32_squares_cannot_hold():
     usual = np.random.default_rng(0).normal(size=(500, 64)).astype(np.float32)
     plain = usual / np.sqrt(np.einsum("ij,ij->i", usual, usual))[:, None]
     np.testing.assert_array_equal(l2_normalize(usual), plain)  # bit for bit, as before
+
+
+def test_a_non_square_model_embeds_images_at_its_own_height_and_width(tmp_path):
+    # every other test model is square: height and width swapped would go unnoticed
+    pytest.importorskip("onnx")
+    from model_factory import make_tiny_model
+
+    path = tmp_path / "wide.onnx"
+    make_tiny_model(path, height=12, width=20)
+    with OnnxRuntimeEmbedder(path) as embedder:
+        assert (embedder.info.preprocessing.height, embedder.info.preprocessing.width) == \
+            (12, 20)
+        batch = embedder.prepare([np.zeros((30, 50), np.uint8)])
+        assert batch.shape == (1, 1, 12, 20)
+        assert embedder.embed([np.zeros((30, 50), np.uint8)]).shape == (1, 8)

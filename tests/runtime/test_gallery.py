@@ -327,3 +327,20 @@ def test_a_gallery_that_vanishes_while_opening_is_not_recreated_empty(tmp_path, 
     with pytest.raises(GalleryError):
         Gallery.open(path, None)  # records only: nothing to create a gallery for
     assert not path.exists()
+
+
+def test_our_change_after_another_handles_change_reloads_the_index(tmp_path):
+    # B removes ann, then A removes ben: applying only its own change left A's index with
+    # ann's template, under a label its names no longer had
+    from siamese_edge.runtime.matching import MaxScore
+
+    path = tmp_path / "g.sqlite"
+    with Gallery.open(path, INFO) as a, Gallery.open(path, INFO) as b:
+        for name, row in (("ann", [1, 0, 0, 0]), ("ben", [0, 1, 0, 0]), ("cat", [0, 0, 1, 0])):
+            a.enroll(name, unit([row]))
+        a.index()  # loaded before either removal
+        b.remove("ann")
+        a.remove("ben")
+        ranked = MaxScore().rank(a.index(), unit([[1, 0, 0, 0]]), 3)[0]
+        names = a.label_names()
+        assert [names[label] for label, _ in ranked] == ["cat"]

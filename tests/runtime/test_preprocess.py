@@ -18,6 +18,9 @@ def test_fit_images_keeps_ready_batches_and_stacks_mixed_ones():
     assert fit_images(ready, 8, 8, 1) is ready
     mixed = fit_images([np.zeros((3, 3), np.uint8), np.ones((9, 5, 4), np.uint8)], 8, 8, 1)
     assert mixed.shape == (2, 8, 8, 1)
+    # a ready-looking batch of another width or channel count is fitted, not passed through
+    for shape in ((2, 8, 6, 1), (2, 8, 8, 3), (2, 6, 8, 1)):
+        assert fit_images(np.zeros(shape, np.uint8), 8, 8, 1).shape == (2, 8, 8, 1)
 
 
 def test_normalize_matches_formula():

@@ -108,6 +108,9 @@ def test_max_ranking_digs_deeper_when_one_identity_crowds_the_top():
               np.arange(53), [0] * 50 + [1, 2, 3])
     ranked = MaxScore().rank(index, crowd[:1], 3)[0]
     assert len(ranked) == 3 and ranked[0][0] == 0
+    # in a batch where only one query is crowded, every query still gets k identities
+    batch = np.vstack([crowd[:1], others[:1]])
+    assert [len(r) for r in MaxScore().rank(index, batch, 3)] == [3, 3]
 
 
 def test_faiss_index_answers_like_the_exact_one():

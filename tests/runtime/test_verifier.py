@@ -150,3 +150,18 @@ def test_a_probe_scores_the_same_alone_in_a_batch_one_to_one_and_one_to_n(tmp_pa
                 assert strict.identify_embeddings(probes, k=1)[j].accepted is accepted
                 assert strict.verify_embeddings(probes[j:j + 1], decision.identity)[0] \
                     .accepted is accepted
+
+
+def test_a_gap_equal_to_the_margin_is_accepted(tmp_path, tiny_model):
+    # --margin 0 with two identical templates: a gap of exactly 0 still passes (>=)
+    with OnnxRuntimeEmbedder(tiny_model) as embedder, \
+            Gallery.open(tmp_path / "g.sqlite", embedder.info) as gallery:
+        template = embedder.embed(images(1)[:1])
+        gallery.enroll("ann", template)
+        gallery.enroll("twin", template)
+        (decision,) = Verifier(embedder, gallery, threshold=0.5, margin=0.0).identify(
+            images(1)[:1])
+        assert decision.margin == 0.0 and decision.accepted
+        (strict,) = Verifier(embedder, gallery, threshold=0.5, margin=1e-6).identify(
+            images(1)[:1])
+        assert not strict.accepted and strict.answer == "unknown"

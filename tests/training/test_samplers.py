@@ -72,3 +72,17 @@ def test_balanced_pairs_refuse_a_batch_too_small_for_a_genuine_pair():
     with pytest.raises(InvalidInputError, match="at least 2"):
         sampler.sample(1)
     assert sampler.sample(2)[2].tolist() == [1, 0]
+
+
+def test_many_draws_never_repeat_an_identity_in_a_pk_batch_nor_an_image_in_a_pair():
+    # one draw held these by luck of the seed: loop, with classes of two images and of one
+    labels = np.concatenate([np.repeat(np.arange(6), 2), [6, 7]])
+    pk = PKSampler(labels, p=6, k=2, rng=np.random.default_rng(3))
+    pairs = BalancedPairSampler(labels, np.random.default_rng(3))
+    for _ in range(200):
+        groups = labels[pk.sample()].reshape(pk.p, 2)
+        assert len(set(groups[:, 0])) == pk.p
+        first, second, same = pairs.sample(16)
+        genuine = same == 1
+        assert np.all(first[genuine] != second[genuine])
+        assert set(labels[first[genuine]]) <= set(range(6))  # never a one-image class
