@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -113,9 +114,14 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
     if wanted == []:
         raise click.BadParameter("names no class", param_hint="--classes")
 
+    interactive = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        if not as_json:
-            click.echo(f"\rembedding {done}/{total}", err=True, nl=done == total)
+        # a terminal gets one line rewritten; a log file the final count only, not a run of
+        # carriage returns
+        if not as_json and (interactive or done == total):
+            click.echo(f"\rembedding {done}/{total}" if interactive
+                       else f"embedding {done}/{total}", err=True, nl=done == total)
 
     with open_embedder(model, backend, batch_size, engine, require_gpu, rebuild_stale) as embedder:
         report, genuine, impostor = evaluate_model(embedder, data, labels, wanted, target_far,

@@ -53,8 +53,11 @@ def export(source: str, out: str | None, opset: int | None, tolerance: float, na
         raise click.UsageError(f"{', '.join(unused)} set(s) the TensorRT engine: add "
                                f"--engine OUT.engine, or drop it")
     if target and not engine:  # only its opset applies to the ONNX (stderr: JSON stays clean)
-        warn(f"--target {target}: its engine settings apply with --engine OUT.engine; "
-             f"without it only the target's opset is used")
+        from siamese_edge.tensorrt.targets import load_target
+
+        if load_target(target).backend == "tensorrt":  # cpu-onnx has no engine settings
+            warn(f"--target {target}: its engine settings apply with --engine OUT.engine; "
+                 f"without it only the target's opset is used")
     if Path(source).is_dir():
         if not out:
             raise click.UsageError("--out MODEL.onnx is required to export a run directory")

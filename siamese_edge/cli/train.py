@@ -48,13 +48,39 @@ def _with_saved_options(options: dict, out: str) -> dict:
     saved = saved_options(out)
     if saved is None:  # nothing to resume: the trainer says so
         return options
-    context = click.get_current_context()
-    given = {name for name in context.params
-             if context.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
-                                                      ParameterSource.ENVIRONMENT)}
+    given = _given_options()
     return {name: value if name in ("data", "out") or name not in saved
             or _OPTION_OF_FIELD.get(name, name) in given else saved[name]
             for name, value in options.items()}
+
+
+def _given_options() -> set[str]:
+    """The parameters the user set (on the command line or by environment)."""
+    context = click.get_current_context()
+    return {name for name in context.params
+            if context.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                     ParameterSource.ENVIRONMENT)}
+
+
+def _refuse_options_without_effect(config, given: set[str]) -> None:
+    """Options given that this configuration would ignore: the run would look, in its
+    config.json, like one that used them (and --resume would insist on them)."""
+    ignored = []
+    if config.loss == "contrastive":
+        ignored += [(f"--{name.replace('_', '-')}", "the contrastive loss takes balanced "
+                     "pairs, not mined P×K batches") for name in ("miner", "k_per_identity")
+                    if name in given]
+    if not config.augment:
+        if "hflip" in given and config.hflip:
+            ignored.append(("--hflip", "flips are part of augmentation, off with --no-augment"))
+        if config.instance_fraction > 0:
+            ignored.append(("--instance-fraction", "its views of one image are augmentations, "
+                            "identical with --no-augment"))
+    if "label_means" in given and Path(config.data).suffix.lower() != ".csv":
+        ignored.append(("--pairs-label-means", "DATA is not a pairs CSV"))
+    if ignored:
+        raise click.UsageError("; ".join(f"{option} does nothing here: {why}"
+                                         for option, why in ignored))
 
 
 def _as_options(message: str) -> str:
@@ -195,6 +221,7 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
         config = TrainConfig(**options)
     except InvalidInputError as exc:  # a bad option value: a usage error, named as an option
         raise click.UsageError(_as_options(str(exc))) from None
+    _refuse_options_without_effect(config, _given_options())
     interactive = sys.stderr.isatty()
 
     def progress(event: dict) -> None:
@@ -214,6 +241,9 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
                        + ("  *" if event["best"] else ""), err=True)
         elif event["event"] == "warning":
             click.echo(f"warning: {event['message']}", err=True)
+        elif event["event"] == "status":  # reading the data, a final validation: long, quiet
+            if interactive or not event.get("transient"):  # a log gets what was done
+                click.echo(event["message"], err=True)
         elif event["event"] == "nothing_to_train":
             click.echo(event["message"], err=True)
         elif event["event"] == "early_stop":

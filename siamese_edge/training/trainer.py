@@ -371,7 +371,13 @@ class Trainer:
             torch.set_num_threads(int(c.threads))
         self._refuse_out_inside_data()
         self._make_run_dir()
+        self.progress({"event": "status", "message": f"reading {c.data}", "transient": True})
         self._load()
+        height, width, channels = self.shape
+        self.progress({"event": "status", "message": (
+            f"read {len(self.data)} images of {len(np.unique(self.data.labels))} identities "
+            f"({height}x{width}, {channels} channel{'s' if channels > 1 else ''}); "
+            f"{len(self.val) if self.val is not None else 0} held out for validation")})
         if c.val_fraction > 0 and self.val_mode == "none":
             self.progress({"event": "warning", "message": "no validation split with genuine "
                            "and impostor pairs could be held out: validating on the training "
@@ -385,6 +391,7 @@ class Trainer:
         best: dict = {key: math.inf}
         best_state = None
         start_epoch, stale, stopped = 0, 0, False
+        validated: tuple[int, dict] | None = None  # (epoch, its validation) of this process
         if resume:
             start_epoch, log, best, best_state, stale = self._restore()
             # --patience may change on resume: whether the run is over is decided again
@@ -406,10 +413,11 @@ class Trainer:
                     violating.append(violated)
                 self.progress({"event": "step", "epoch": epoch + 1, "epochs": c.epochs,
                                "step": step + 1, "steps": c.steps_per_epoch, "loss": loss})
+            validated = (epoch + 1, self.validate())
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                       "active_fraction": float(np.mean(actives)),
                       **({"violating_fraction": float(np.mean(violating))} if violating else {}),
-                      "lr": self.step_lr, **self.validate(),
+                      "lr": self.step_lr, **validated[1],
                       "seconds": round(time.time() - epoch_start, 2)}
             log.append(record)
             improved = record[key] < best.get(key, math.inf) - 1e-6
@@ -433,9 +441,14 @@ class Trainer:
                 self.progress({"event": "early_stop", "epoch": epoch + 1,
                                "best_epoch": best["epoch"]})
                 break
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        final = self.validate()
+        if validated is not None and best.get("epoch") == validated[0]:
+            final = validated[1]  # the model is the best epoch's: validated a moment ago
+        else:
+            if best_state is not None:
+                self.model.load_state_dict(best_state)
+            self.progress({"event": "status", "message": f"validating the best epoch "
+                                                         f"({best.get('epoch')})"})
+            final = self.validate()
         info = self._run_info(final, best, time.time() - started)
         if info["collapsed"]:
             self.progress({"event": "warning", "message": collapse_message(final, c)})
@@ -514,7 +527,7 @@ class Trainer:
     def _save_last(self, epoch: int, log: list[dict], best: dict, best_state, stale: int,
                    stopped: bool) -> None:
         self._write("last.pt", {"format": CHECKPOINT_FORMAT, "epoch": epoch, "stale": stale,
-                                "stopped": stopped,
+                                "stopped": stopped, "threads": torch.get_num_threads(),
                                 "state_dict": self.model.state_dict(),
                                 "best_state_dict": best_state or {}, "best": json.dumps(best),
                                 "optimizer": self.optimizer.state_dict(),
@@ -550,6 +563,13 @@ class Trainer:
             raise InvalidInputError(f"{path}: --resume needs the run's own options; changed: "
                                     f"{', '.join(changed)}")
         check_same_data(path, saved_data, self._data_description())
+        threads = state.get("threads")
+        if threads is not None and threads != torch.get_num_threads():
+            # CPU kernels sum in an order that depends on the thread count
+            self.progress({"event": "warning", "message": (
+                f"the run trained with {threads} threads and continues with "
+                f"{torch.get_num_threads()}: it will not repeat a run that never stopped "
+                f"(the sums round differently); --threads {threads} continues it exactly")})
         try:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])

@@ -125,3 +125,25 @@ def test_cli_contrastive_batch_of_one_pair_is_one_line(tmp_path):
         result = CliRunner().invoke(cli, ["train", str(people), "--out",
                                           str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--loss", "contrastive", "--miner", "batch-all"], "--miner"),
+    (["--loss", "contrastive", "--k-per-identity", "3"], "--k-per-identity"),
+    (["--no-augment", "--hflip"], "--hflip"),
+    (["--no-augment", "--instance-fraction", "0.2"], "--instance-fraction"),
+    (["--pairs-label-means", "dissimilar"], "--pairs-label-means"),
+])
+def test_options_that_would_do_nothing_are_usage_errors(tmp_path, args, option):
+    # each gave byte-identical runs to the same command without it, yet config.json said
+    # it was used (and --resume then insisted on it)
+    from click.testing import CliRunner
+    from model_factory import write_random_people
+
+    from siamese_edge.cli import cli
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(tmp_path / "r"),
+                                      *args])
+    assert result.exit_code == 2 and f"{option} does nothing here" in result.output
+    assert not (tmp_path / "r").exists()

@@ -131,7 +131,8 @@ def test_train_refuses_images_too_small_for_the_histogram_before_training(tmp_pa
     assert not [e for e in events if e["event"] == "step"]
     assert not (tmp_path / "r" / "last.pt").exists()
     result = CliRunner().invoke(cli, ["train", str(people), "--out", str(tmp_path / "c")])
-    assert result.exit_code == 1 and result.output.count("\n") == 1
-    assert result.output.startswith("error: images of ")
+    lines = result.stderr.splitlines()  # what was read, then the error in one line
+    assert result.exit_code == 1 and len(lines) == 2 and lines[0].startswith("read 24 images")
+    assert lines[1].startswith("error: images of ") and result.stdout == ""
     # without the histogram the network itself trains (and exports) at any size
     train(TrainConfig(out=str(tmp_path / "h0"), hog_weight=0.0, **options))

@@ -82,8 +82,10 @@ def test_resume_errors_are_one_line(people, tmp_path):
         assert "\n" not in str(error.value) and "weights_only` set to `False" not in str(
             error.value)
         result = CliRunner().invoke(cli, args)
-        assert result.exit_code == 1 and result.output.startswith("error: ")
-        assert result.output.count("\n") == 1, result.output
+        # after the progress lines (reading the data), the error in one line
+        errors = [line for line in result.stderr.splitlines() if not line.startswith("read")]
+        assert result.exit_code == 1 and len(errors) == 1 and errors[0].startswith("error: ")
+        assert expected in errors[0] and result.stdout == ""
 
 
 def test_resume_accepts_the_same_data_by_another_spelling(people, tmp_path, monkeypatch):
@@ -91,7 +93,11 @@ def test_resume_accepts_the_same_data_by_another_spelling(people, tmp_path, monk
     _finished_run(people, out)
     monkeypatch.chdir(people.parent)
     for spelling in (f"{people}/", "people", "./people/", f"{people}/../people"):
-        train(tiny(spelling, out, epochs=1), resume=True)
+        events = []
+        resumed = train(tiny(spelling, out, epochs=1), events.append, resume=True)
+        # the saved run continued (nothing left of its one epoch), not a fresh one
+        assert [r["epoch"] for r in resumed.log] == [1]
+        assert any(e["event"] == "nothing_to_train" for e in events)
 
 
 def test_resume_refuses_other_data_at_the_same_path(people, tmp_path):
@@ -223,3 +229,15 @@ def test_an_interrupted_run_says_how_to_go_on(people, tmp_path, monkeypatch):
     # export's error said "not a training run"
     with pytest.raises(ModelError, match="an unfinished training run.*--resume"):
         load_run(out)
+
+
+def test_resuming_with_another_thread_count_says_it_will_not_repeat_the_run(people, tmp_path):
+    out = tmp_path / "r"
+    train(tiny(people, out, epochs=1))
+    events = []
+    train(tiny(people, out, epochs=1, threads=2), events.append, resume=True)
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert any("trained with 1 threads and continues with 2" in w for w in warnings)
+    events.clear()
+    train(tiny(people, out, epochs=1), events.append, resume=True)
+    assert not any("threads" in e.get("message", "") for e in events)

@@ -99,3 +99,35 @@ def test_the_threshold_source_states_the_share_really_held_out(tmp_path):
                                val_fraction=0.01, val_split="sample"))
     assert result.info["num_val_images"] == 8
     assert result.info["threshold_source"].endswith("20% of the images held out")
+
+
+def test_the_best_epoch_is_not_validated_twice_and_long_steps_are_announced(tmp_path,
+                                                                           monkeypatch):
+    # a final validation of the weights the last epoch had just validated took ~50 s on a
+    # 20,000-image folder, silently, as did reading the data
+    from model_factory import write_random_people
+
+    from siamese_edge.training import trainer
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    real_validate = trainer.Trainer.validate
+    monkeypatch.setattr(trainer.Trainer, "selection_key", property(lambda self: "val_eer"))
+
+    for eer_of_call, best, validations in ((lambda n: 1.0 / n, 2, 2),  # the last is best
+                                           (lambda n: float(n), 1, 3)):  # the first is
+        calls = []
+
+        def scripted(self, eer_of_call=eer_of_call, calls=calls):
+            calls.append(1)
+            return {**real_validate(self), "val_eer": eer_of_call(len(calls))}
+
+        monkeypatch.setattr(trainer.Trainer, "validate", scripted)
+        events = []
+        result = train(TrainConfig(data=str(people), out=str(tmp_path / f"r{best}"), epochs=2,
+                                   steps_per_epoch=1, batch_size=8, k_per_identity=2,
+                                   threads=1), events.append)
+        assert result.info["best_epoch"] == best and len(calls) == validations
+        statuses = [e["message"] for e in events if e["event"] == "status"]
+        assert statuses[0] == f"reading {people}"
+        assert statuses[1].startswith("read 24 images of 4 identities (8x8, 1 channel)")
+        assert ("validating the best epoch (1)" in statuses) == (best == 1)
