@@ -75,7 +75,7 @@ def confidence_lines(ci: ConfidenceIntervals) -> list[str]:
               help="Store the threshold reaching --far in the model's metadata.")
 @click.option("--bootstrap", default=200, show_default=True, type=click.IntRange(0, 10000),
               help="Resamples of identities for 95% confidence intervals (0: none).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
 @click.option("--pairs-label-means", "label_means", type=click.Choice(["similar", "dissimilar"]),
               default="similar", show_default=True,
               help="When DATA is a pairs CSV: what its label 1 means.")

@@ -44,6 +44,11 @@ def load_dataset(path: str | os.PathLike[str], labels: str | os.PathLike[str] | 
     else:
         from siamese_edge.data.idx import load_idx_dataset
 
+        from siamese_edge.runtime.imageio import is_image_path
+
+        if is_image_path(path):  # one image is not a data set: say what is
+            raise DatasetError(f"{path}: one image; give a folder of identity folders "
+                               f"(DATA/<identity>/*.png), a pairs CSV or an IDX images file")
         if labels is None:
             raise DatasetError(f"{path}: an IDX images file needs its labels file (--labels)")
         data = load_idx_dataset(path, labels)

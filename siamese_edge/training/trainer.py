@@ -370,7 +370,19 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(int(c.threads))
         self._refuse_out_inside_data()
+        created = not self.run_dir.exists()
         self._make_run_dir()
+        try:
+            return self._train(resume, overwrite, started)
+        except BaseException:
+            # a failure before anything was written (bad data, Ctrl-C while reading) leaves
+            # no empty run folder behind
+            if created and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()
+            raise
+
+    def _train(self, resume: bool, overwrite: bool, started: float) -> RunResult:
+        c = self.config
         self.progress({"event": "status", "message": f"reading {c.data}", "transient": True})
         self._load()
         height, width, channels = self.shape

@@ -131,3 +131,18 @@ def test_the_best_epoch_is_not_validated_twice_and_long_steps_are_announced(tmp_
         assert statuses[0] == f"reading {people}"
         assert statuses[1].startswith("read 24 images of 4 identities (8x8, 1 channel)")
         assert ("validating the best epoch (1)" in statuses) == (best == 1)
+
+
+def test_a_run_that_fails_before_writing_leaves_no_folder_and_one_image_is_not_data(tmp_path):
+    from model_factory import write_random_people
+
+    people = write_random_people(tmp_path / "people", ("a", "b", "c", "d"), 6, (8, 8))
+    image = people / "a" / "0.png"
+    result = CliRunner().invoke(cli, ["train", str(image), "--out", str(tmp_path / "r")])
+    # it said "an IDX images file needs its labels file"
+    assert result.exit_code == 1 and "one image; give a folder of identity folders" in \
+        result.output
+    assert not (tmp_path / "r").exists()  # the empty run folder went with the failure
+    (tmp_path / "kept").mkdir()  # a folder the user made is theirs: it stays
+    CliRunner().invoke(cli, ["train", str(image), "--out", str(tmp_path / "kept")])
+    assert (tmp_path / "kept").is_dir()
