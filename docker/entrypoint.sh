@@ -53,13 +53,14 @@ if [ -n "$MODEL" ] && [ "${SIAMESE_EDGE_BUILD_ENGINE:-1}" != "0" ]; then
                 exit 2 ;;
         esac
         if [ -z "$PRECISION" ]; then
+            # the profile's error names the known targets
             PRECISION="$(python3 -c 'import sys
 from siamese_edge.tensorrt.targets import load_target
-print(load_target(sys.argv[1]).precision)' "$TARGET" 2>/dev/null)" || {
-                echo "siamese-edge: SIAMESE_EDGE_TARGET=$TARGET: no such target profile" \
-                     "(siamese-edge engine --help lists them)" >&2
-                exit 2
-            }
+try:
+    print(load_target(sys.argv[1]).precision)
+except Exception as exc:
+    sys.exit(f"siamese-edge: SIAMESE_EDGE_TARGET={sys.argv[1]}: {exc}")' "$TARGET")" \
+                || exit 2
         fi
         target_args="--target $TARGET"
     fi

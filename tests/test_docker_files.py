@@ -273,7 +273,7 @@ def test_entrypoint_builds_for_the_target_profile_it_is_given(tmp_path):
     assert "--precision fp32 --target jetson-orin-nano-fp16" in result.stdout
     result = start(SIAMESE_EDGE_TARGET="desktop-int8")  # the target's int8 needs images
     assert result.returncode == 2 and "SIAMESE_EDGE_CALIB" in result.stderr
-    for bad, message in (("no-such-target", "no such target profile"),
+    for bad, message in (("no-such-target", "unknown target 'no-such-target' (known: "),
                          ("a b", "is not a target name")):
         result = start(SIAMESE_EDGE_TARGET=bad)
         assert result.returncode == 2 and message in result.stderr

@@ -43,6 +43,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 @click.command("bench")
 @click.option("--model", "-m", "model", required=True, type=click.Path(dir_okay=False),
+              envvar="SIAMESE_EDGE_MODEL", show_envvar=True,
               help="Exported ONNX model (siamese-edge export).")
 @click.option("--batch", "batches", default="1,8,32", show_default=True, callback=_int_list,
               help="Batch sizes, comma-separated.")
@@ -59,6 +60,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 @click.option("--run", "run_dir", default=None, type=click.Path(file_okay=False),
               help="The model's training run: times its torch twin (needs the train extra).")
 @click.option("--engine", default=None, type=click.Path(dir_okay=False),
+              envvar="SIAMESE_EDGE_ENGINE", show_envvar=True,
               help="TensorRT engine for the native backend [default: MODEL.engine].")
 @click.option("--gallery-size", default=10000, show_default=True, type=click.IntRange(1),
               help="Templates in the random gallery searched.")

@@ -98,3 +98,15 @@ def test_bench_prints_the_results_even_when_the_plot_cannot_be_written(tiny_mode
 def test_bench_refuses_a_batch_too_large_to_allocate(tiny_model):
     result = run("bench", "--model", tiny_model, "--batch", "1,100000000")
     assert result.exit_code == 2 and "4096" in result.output
+
+
+def test_bench_takes_the_model_and_engine_from_the_environment(tiny_model, monkeypatch):
+    # the container sets them; bench asked for --model and looked for MODEL.engine instead
+    monkeypatch.setenv("SIAMESE_EDGE_MODEL", str(tiny_model))
+    monkeypatch.setenv("SIAMESE_EDGE_ENGINE", "/nowhere/from-env.engine")
+    result = run("bench", "--batch", "1", "--iterations", "1", "--warmup", "0",
+                 "--gallery-size", "10", "--backends", "tensorrt", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"]["path"] == str(tiny_model)
+    assert "from-env.engine" in report["skipped"]["tensorrt"]
