@@ -154,9 +154,11 @@ def normalize_name(name: str) -> str:
 UNKNOWN = "unknown"
 
 
-def validate_name(name: str) -> str:
+def validate_name(name: str, reserved_ok: bool = False) -> str:
     """An identity name: non-empty, printable, no path separators, at most 200 characters,
-    and not ``unknown``, which would make the answer ``unknown`` mean two things."""
+    and not ``unknown``, which would make the answer ``unknown`` mean two things (unless
+    ``reserved_ok``: an identity stored under it before it was reserved keeps its name
+    through an export, import or reembed)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError("identity name is empty")
     name = normalize_name(name)
@@ -166,9 +168,11 @@ def validate_name(name: str) -> str:
         raise InvalidInputError(f"identity name {name!r} contains a path separator")
     if any(unicodedata.category(c).startswith("C") for c in name):
         raise InvalidInputError(f"identity name {name!r} contains control characters")
-    if name.casefold() == UNKNOWN:
+    if name.casefold() == UNKNOWN and not reserved_ok:
         raise InvalidInputError(f"identity name {name!r} is reserved: it is the answer for a "
-                                f"probe that matches nobody")
+                                f"probe that matches nobody (an identity stored under it by "
+                                f"an earlier version can be renamed: siamese-edge gallery "
+                                f"rename {name} NEW_NAME)")
     return name
 
 
@@ -439,7 +443,7 @@ class Gallery:
                qualities: Sequence[float | None] | None = None,
                created: Sequence[float] | None = None,
                on_duplicate: str = "add", identity_created: float | None = None,
-               allow_empty: bool = False) -> list[int]:
+               allow_empty: bool = False, reserved_ok: bool = False) -> list[int]:
         """Add templates to ``name`` (created if new) in one transaction; returns their ids.
 
         Args:
@@ -451,6 +455,8 @@ class Gallery:
             on_duplicate: ``add`` templates to an existing identity, or ``refuse``.
             allow_empty: accept no embeddings at all: the identity alone (import restores
                 one whose templates were all removed, with its metadata).
+            reserved_ok: accept the reserved name ``unknown`` (import and reembed carry over
+                an identity an earlier version stored under it).
 
         Raises:
             InvalidInputError: bad name, wrong embedding size, NaN/inf values, zero vectors.
@@ -460,7 +466,7 @@ class Gallery:
         if on_duplicate not in DUPLICATE_POLICIES:
             raise InvalidInputError(f"duplicate policy {on_duplicate!r}: use one of "
                                     f"{', '.join(DUPLICATE_POLICIES)}")
-        name = validate_name(name)
+        name = validate_name(name, reserved_ok)
         embeddings = self._check_embeddings(embeddings, allow_empty)
         n = len(embeddings)
         sources = list(sources) if sources is not None else [None] * n

@@ -278,7 +278,7 @@ def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
                                qualities=qualities, created=a["template_created"][rows],
                                on_duplicate=on_duplicate,
                                identity_created=float(a["identity_created"][i]),
-                               allow_empty=True)
+                               allow_empty=True, reserved_ok=True)
             except (InvalidInputError, DuplicateIdentityError, ValueError) as exc:
                 report.failures.append((name, str(exc)))
                 continue
@@ -369,7 +369,7 @@ def _reembed_into(embedder, source: Gallery, target: Path, on_duplicate: str) ->
                        [t.source for t in kept], record.metadata,
                        qualities=[t.quality for t in kept], created=[t.created for t in kept],
                        on_duplicate=on_duplicate, identity_created=record.created,
-                       allow_empty=True)
+                       allow_empty=True, reserved_ok=True)
             report.reembedded[name] = len(kept)
     return report
 

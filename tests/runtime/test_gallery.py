@@ -344,3 +344,19 @@ def test_our_change_after_another_handles_change_reloads_the_index(tmp_path):
         ranked = MaxScore().rank(a.index(), unit([[1, 0, 0, 0]]), 3)[0]
         names = a.label_names()
         assert [names[label] for label, _ in ranked] == ["cat"]
+
+
+def test_an_identity_stored_as_unknown_before_the_name_was_reserved_is_kept(tmp_path):
+    # an earlier version stored it; import refused it (dropped, exit 3) and reembed stopped
+    from siamese_edge.errors import InvalidInputError
+    from siamese_edge.runtime.gallery_io import export_gallery, import_gallery
+
+    old = tmp_path / "old.sqlite"
+    with Gallery.open(old, INFO) as g:
+        g.enroll("unknown", unit([[1, 0, 0, 0]]), reserved_ok=True)  # as the old version did
+        g.enroll("ann", unit([[0, 1, 0, 0]]))
+        export_gallery(g, tmp_path / "backup.npz")
+        with pytest.raises(InvalidInputError, match="gallery rename unknown NEW_NAME"):
+            g.enroll("unknown", unit([[0, 0, 1, 0]]))
+    report = import_gallery(tmp_path / "new.sqlite", tmp_path / "backup.npz")
+    assert not report.failures and sorted(report.imported) == ["ann", "unknown"]
