@@ -73,7 +73,7 @@ def _refuse_options_without_effect(config, given: set[str]) -> None:
     if not config.augment:
         if "hflip" in given and config.hflip:
             ignored.append(("--hflip", "flips are part of augmentation, off with --no-augment"))
-        if config.instance_fraction > 0:
+        if "instance_fraction" in given and config.instance_fraction > 0:
             ignored.append(("--instance-fraction", "its views of one image are augmentations, "
                             "identical with --no-augment"))
     if "label_means" in given and Path(config.data).suffix.lower() != ".csv":
@@ -219,9 +219,12 @@ def train(data: str, out: str, labels: str | None, loss: str, miner: str | None,
         options = _with_saved_options(options, out)
     try:
         config = TrainConfig(**options)
+        if not resume:
+            config.check_new_run()
     except InvalidInputError as exc:  # a bad option value: a usage error, named as an option
         raise click.UsageError(_as_options(str(exc))) from None
-    _refuse_options_without_effect(config, _given_options())
+    if not resume:  # a run's own options are what they are (older versions took them all)
+        _refuse_options_without_effect(config, _given_options())
     interactive = sys.stderr.isatty()
 
     def progress(event: dict) -> None:

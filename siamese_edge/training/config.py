@@ -146,9 +146,6 @@ class TrainConfig:
                        for v in self.mean + self.std):
                 raise InvalidInputError(f"mean and std values must be finite numbers within "
                                         f"float32 range (±{FLOAT32_MAX:.3g})")
-            if not all(0.0 <= v <= 1.0 for v in self.mean):  # of pixels scaled to [0, 1]
-                raise InvalidInputError(f"mean values must be in [0, 1] (pixels are scaled "
-                                        f"to [0, 1] first), not {self.mean}")
             if min(self.std) < FLOAT32_TINY:
                 raise InvalidInputError(f"std values must be positive, at least "
                                         f"{FLOAT32_TINY:.3g} (float32)")
@@ -177,6 +174,14 @@ class TrainConfig:
         if not (math.isfinite(self.margin) and 0 < self.margin <= FLOAT32_MAX):
             raise InvalidInputError(f"margin must be a positive number up to "
                                     f"{FLOAT32_MAX:.3g} (float32), not {self.margin}")
+
+    def check_new_run(self) -> None:
+        """Limits for a run about to start, not for runs already made: earlier versions
+        accepted a mean outside [0, 1] (127.5 for pixels in 0–255), and such a run must still
+        export and resume."""
+        if self.mean is not None and not all(0.0 <= v <= 1.0 for v in self.mean):
+            raise InvalidInputError(f"mean values must be in [0, 1] (pixels are scaled to "
+                                    f"[0, 1] first), not {self.mean}")
 
     @property
     def loss_margin(self) -> float:

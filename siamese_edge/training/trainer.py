@@ -367,6 +367,8 @@ class Trainer:
             raise InvalidInputError(f"{self.run_dir} already holds a run ({', '.join(held)}); "
                                     f"use --resume to continue it, --overwrite to replace "
                                     f"it, or another --out")
+        if not resume:
+            c.check_new_run()
         if c.threads:
             torch.set_num_threads(int(c.threads))
         self._refuse_out_inside_data()

@@ -67,7 +67,6 @@ def test_hog_weight_default_follows_the_readout_and_older_runs_keep_none():
     # threads crashed OpenBLAS; a 30000-pixel side tried to allocate ~180 GB
     {"seed": -1}, {"seed": 2**64}, {"threads": 0}, {"threads": 100000},
     {"height": 30000, "width": 28}, {"height": 28, "width": 0},
-    {"mean": [5.0], "std": [0.2]}, {"mean": [-0.1], "std": [0.2]},
 ])
 def test_invalid_values(overrides):
     with pytest.raises(InvalidInputError):
@@ -147,3 +146,12 @@ def test_options_that_would_do_nothing_are_usage_errors(tmp_path, args, option):
                                       *args])
     assert result.exit_code == 2 and f"{option} does nothing here" in result.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("mean", [[5.0], [-0.1], [127.5]])
+def test_a_mean_outside_0_1_is_refused_for_new_runs_only(mean):
+    # earlier versions took --mean 127.5 (pixels in 0-255): such runs must still load
+    config = TrainConfig(data="d", out="o", mean=mean, std=[1.0])
+    with pytest.raises(InvalidInputError, match=r"mean values must be in \[0, 1\]"):
+        config.check_new_run()
+    assert TrainConfig.from_dict(config.to_dict()).mean == mean

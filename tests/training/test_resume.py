@@ -241,3 +241,17 @@ def test_resuming_with_another_thread_count_says_it_will_not_repeat_the_run(peop
     events.clear()
     train(tiny(people, out, epochs=1), events.append, resume=True)
     assert not any("threads" in e.get("message", "") for e in events)
+
+
+def test_resume_takes_back_the_options_an_earlier_version_required(people, tmp_path):
+    # before, --resume needed every option again: --loss contrastive --miner batch-hard
+    # re-passed must not be refused as "does nothing" (the run's config.json records both)
+    from click.testing import CliRunner
+
+    from siamese_edge.cli import cli
+
+    out = tmp_path / "r"
+    train(tiny(people, out, loss="contrastive", epochs=1))
+    result = CliRunner().invoke(cli, ["train", str(people), "--out", str(out), "--resume",
+                                      "--loss", "contrastive", "--miner", "batch-hard"])
+    assert result.exit_code == 0, result.output
