@@ -102,7 +102,7 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
     EER, TAR@FAR and threshold; it names no identities, so there is no rank-1 or N-way, and
     the intervals resample the identities the list implies (images its genuine pairs join).
     """
-    from siamese_edge.errors import InvalidInputError
+    from siamese_edge.errors import InvalidInputError, SiameseEdgeError
     from siamese_edge.runtime.workflows import evaluate_model
     from siamese_edge.runtime.workflows import write_threshold as store_threshold
 
@@ -147,10 +147,14 @@ def evaluate(model: str, data: str, labels: str | None, classes: str | None, tar
                              f"{report.far_notes.get(far_key(target_far), '')}; the model "
                              f"is unchanged")
     elif write_threshold:
-        store_threshold(model, report.threshold_at_target, target_far, report.tar_at_target,
-                        data, report.impostor_pairs,
-                        classes=report.extras["classes"] if wanted else None)
-        doc["threshold_written"] = report.threshold_at_target
+        try:
+            store_threshold(model, report.threshold_at_target, target_far,
+                            report.tar_at_target, data, report.impostor_pairs,
+                            classes=report.extras["classes"] if wanted else None)
+            doc["threshold_written"] = report.threshold_at_target
+        except (OSError, SiameseEdgeError) as exc:  # the numbers first, then why it failed
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            calibration_error = f"{model}: cannot write the threshold ({detail})"
     if write_threshold and calibration_error:
         doc["threshold_written"] = None
     if calibration_error or plot_error:  # the document says why the exit status is 1

@@ -495,6 +495,27 @@ def test_evaluate_plot_and_calibration_failures_are_one_line_after_the_numbers(t
     assert doc["error"].startswith("too few impostor pairs to calibrate")
 
 
+def test_evaluate_json_says_why_a_threshold_could_not_be_written(tmp_path, tiny_model, people,
+                                                                  monkeypatch):
+    # a read-only model printed no document at all: the write came before the printing
+    from siamese_edge.runtime import workflows
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tiny_model))
+
+    from model_factory import write_random_people
+
+    data = write_random_people(tmp_path / "data", tuple(f"p{i}" for i in range(12)), 3,
+                               (24, 20, 3))  # 594 impostor pairs: FAR 0.1 is measurable
+    monkeypatch.setattr(workflows, "write_threshold", read_only)
+    result = run("evaluate", "-m", tiny_model, data, "--far", "0.1", "--write-threshold",
+                 "--bootstrap", "0", "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and doc["threshold_written"] is None and doc["auc"] >= 0
+    assert doc["error"] == f"{tiny_model}: cannot write the threshold (Permission denied)"
+    assert result.stderr.strip().endswith("cannot write the threshold (Permission denied)")
+
+
 def test_a_reader_that_stops_early_is_no_error(tmp_path, tiny_model, people):
     # `siamese-edge gallery show ... | head -1` printed "error: Broken pipe"
     import subprocess
