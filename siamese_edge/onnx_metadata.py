@@ -17,7 +17,10 @@ from pathlib import Path
 from siamese_edge.errors import ModelError
 
 _METADATA_FIELD = 14
+_OPSET_IMPORT_FIELD = 8  # ModelProto.opset_import: OperatorSetIdProto (domain 1, version 2)
 _LENGTH_DELIMITED = 2
+_VARINT = 0
+_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -100,6 +103,33 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     except ModelError as exc:  # "truncated ONNX file" alone did not say which
         raise ModelError(f"{path}: {exc}") from None
     return out
+
+
+def read_opset(path: str | os.PathLike[str]) -> int | None:
+    """The model's default-domain opset, read without the onnx package (a Jetson image has
+    none), or None when it declares none.
+
+    Raises:
+        ModelError: the file is not an ONNX protobuf (the message names it).
+    """
+    data = Path(path).read_bytes()
+    opset = None
+    try:
+        for number, wire, _, end, payload in _fields(data):
+            if number != _OPSET_IMPORT_FIELD or wire != _LENGTH_DELIMITED:
+                continue
+            entry = data[payload:end]
+            domain, version = "", None
+            for n, w, _, e, p in _fields(entry):
+                if n == 1 and w == _LENGTH_DELIMITED:
+                    domain = entry[p:e].decode("utf-8", "replace")
+                elif n == 2 and w == _VARINT:
+                    version = _read_varint(entry, p)[0]
+            if domain in _DEFAULT_DOMAINS and version is not None:
+                opset = max(opset or 0, version)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    return opset
 
 
 def write_metadata_entry(path: str | os.PathLike[str], key: str, value: str) -> None:

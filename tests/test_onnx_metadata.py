@@ -55,3 +55,16 @@ def test_a_damaged_file_is_named_in_the_error(tmp_path, tiny_model):
     with pytest.raises(ModelError, match=f"^{path}: truncated ONNX file"):
         write_metadata_entry(path, "k", "v")
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("opset", [18, 20])
+def test_the_opset_is_read_without_the_onnx_package(tmp_path, opset):
+    onnx = pytest.importorskip("onnx")
+    from model_factory import make_tiny_model
+
+    from siamese_edge.onnx_metadata import read_opset
+
+    path = tmp_path / "m.onnx"
+    make_tiny_model(path, opset=opset)
+    declared = [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")]
+    assert read_opset(path) == max(declared) == opset

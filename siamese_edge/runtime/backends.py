@@ -80,6 +80,17 @@ def default_engine_path(model_path: str | os.PathLike[str]) -> Path:
     return Path(model_path).with_suffix(".engine")
 
 
+def _target_opset(name: str) -> int | None:
+    """The opset of the target profile ``name``, or None where it is not found here."""
+    from siamese_edge.tensorrt.errors import TargetError
+    from siamese_edge.tensorrt.targets import load_target
+
+    try:
+        return load_target(name).opset
+    except TargetError:
+        return None
+
+
 def _tensorrt_embedder(model_path: Path, engine: Path | None, batch_size: int,
                        rebuild_stale: bool) -> Embedder:
     from siamese_edge.tensorrt.engine_embedder import TensorRTEmbedder
@@ -107,7 +118,11 @@ def _tensorrt_embedder(model_path: Path, engine: Path | None, batch_size: int,
                     print("note: the stale engine was INT8; rebuilding it as FP16 (rebuild "
                           "INT8 with 'siamese-edge engine ... --calib DATA')", file=sys.stderr)
                     precision = "fp16"
-                options = EngineBuildOptions(precision=precision, batch=BatchProfile(**old.batch))
+                kept = {"workspace_mb": old.workspace_mb} if old.workspace_mb else {}
+                if old.target:  # the profile it was built for, and its opset check
+                    kept.update(target=old.target, target_opset=_target_opset(old.target))
+                options = EngineBuildOptions(precision=precision, batch=BatchProfile(**old.batch),
+                                             **kept)
             except StaleEngineError:
                 options = EngineBuildOptions()
             build_engine(model_path, engine, options)

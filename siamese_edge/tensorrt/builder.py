@@ -252,6 +252,10 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
             opset = require_op_support(onnx_path).opset
         except ImportError:
             notes.append("op-support check skipped: the onnx package is not installed")
+    if opset is None:  # without the onnx package (a Jetson image): the raw protobuf says it
+        from siamese_edge.onnx_metadata import read_opset
+
+        opset = read_opset(onnx_path)
     trt = load_tensorrt(options.tensorrt_module)
     if opset is not None:
         from siamese_edge.tensorrt.op_support import opset_note

@@ -4,6 +4,7 @@ cache folder, and engines that are missing or stale."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +169,33 @@ def test_graph_with_a_fixed_batch_of_one_embeds_one_at_a_time(tmp_path, tiny_mod
         np.testing.assert_allclose(fixed.embed(IMAGES), dynamic.embed(IMAGES), atol=1e-6)
     with pytest.raises(ModelError, match="fixed at 4"):
         OnnxRuntimeEmbedder(_rewritten(tmp_path, tiny_model, "b4.onnx", batch=4))
+
+
+def test_a_stale_engine_is_rebuilt_with_its_workspace_and_target(tmp_path, tiny_model,
+                                                                  monkeypatch):
+    # --rebuild-stale rebuilt with the defaults: the Orin Nano's 512 MB workspace was lost
+    from siamese_edge.runtime import backends
+    from siamese_edge.tensorrt import builder, sidecar
+    from siamese_edge.tensorrt.sidecar import EngineSidecar
+
+    engine = _fake_engine(tmp_path, tiny_model)
+    old = EngineSidecar.read(engine)
+    old.workspace_mb, old.target = 512, "jetson-orin-nano-fp16"
+    old.write(engine)
+    monkeypatch.setattr(sidecar, "check_engine_fresh", lambda *args: ["built for another GPU"])
+    built = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(model, path, options):
+        built.append(options)
+        raise Stop
+
+    monkeypatch.setattr(builder, "build_engine", fake_build)
+    with pytest.raises(Stop):
+        backends._tensorrt_embedder(Path(tiny_model), engine, 8, rebuild_stale=True)
+    (options,) = built
+    assert (options.precision, options.workspace_mb, options.target, options.target_opset) \
+        == ("fp16", 512, "jetson-orin-nano-fp16", 18)
+    assert (options.batch.min, options.batch.opt, options.batch.max) == (1, 8, 32)

@@ -85,6 +85,18 @@ def test_a_model_above_its_targets_opset_gets_a_note_and_the_sidecar_names_the_t
     assert not any("above the" in note for note in at_opset.notes)
 
 
+def test_the_target_opset_note_needs_no_onnx_package(tmp_path, tiny_model, monkeypatch):
+    # the Jetson image has no onnx package: the op check is skipped, the opset still read
+    import sys
+
+    _tensorrt()
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    report = _build(tiny_model, tmp_path / "e.engine", batch=BatchProfile(1, 2, 4),
+                    workspace_mb=64, target="jetson-jp5-fp16", target_opset=17)
+    assert "op-support check skipped: the onnx package is not installed" in report.notes
+    assert any("is opset 18, above the 17 target jetson-jp5-fp16" in n for n in report.notes)
+
+
 def test_int8_builds_from_qdq_or_calibrator(tmp_path, tiny_model):
     trt = _tensorrt()
     from model_factory import write_random_people
