@@ -98,12 +98,13 @@ def _sample_pairs(codes: np.ndarray, rng: np.random.Generator,
 
 
 def _pairs(embeddings: np.ndarray, codes: np.ndarray, rng: np.random.Generator,
-           max_pairs: int, block: int = 1 << 20) -> _Pairs:
+           max_pairs: int, block: int = 1 << 14) -> _Pairs:
     i, j = _sample_pairs(codes, rng, max_pairs)
     scores = np.empty(len(i), np.float32)
     for start in range(0, len(i), block):
         a, b = i[start:start + block], j[start:start + block]
-        # float64 products rounded to float32, as the runtime scores (``exact_scores``)
+        # float64 products rounded to float32, as the runtime scores (``exact_scores``); in
+        # blocks small enough that the float64 copies stay ~100 MB at 512 dimensions
         scores[start:start + block] = np.einsum("ij,ij->i", embeddings[a].astype(np.float64),
                                                 embeddings[b].astype(np.float64))
     first, second = codes[i], codes[j]
