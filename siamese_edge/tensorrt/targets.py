@@ -96,6 +96,11 @@ def list_targets() -> dict[str, Path]:
     return found
 
 
+#: target names that were renamed: old name -> (new name, why)
+RENAMED = {"jetson-nano-fp16": ("jetson-orin-nano-fp16", "it is for the Orin Nano on JetPack 6; "
+                                "the original Jetson Nano (JetPack 4) is not supported")}
+
+
 def load_target(name_or_path: str | os.PathLike[str]) -> TargetProfile:
     """A target by name (see :func:`list_targets`) or by ``.json`` path.
 
@@ -106,6 +111,10 @@ def load_target(name_or_path: str | os.PathLike[str]) -> TargetProfile:
     if not (path.suffix == ".json" and path.is_file()):
         targets = list_targets()
         if str(name_or_path) not in targets:
+            renamed = RENAMED.get(str(name_or_path))
+            if renamed:  # said, not mapped: the old name promised a board it was not for
+                raise TargetError(f"target '{name_or_path}' is now '{renamed[0]}' "
+                                  f"({renamed[1]})")
             raise TargetError(f"unknown target '{name_or_path}' (known: "
                               f"{', '.join(sorted(targets)) or 'none found'})")
         path = targets[str(name_or_path)]

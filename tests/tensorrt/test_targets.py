@@ -76,3 +76,12 @@ def test_env_folder_is_searched_first(tmp_path, monkeypatch):
          "batch": "1:1:1", "opset": 18, "workspace_mb": 0}))
     monkeypatch.setenv("SIAMESE_EDGE_TARGETS", str(tmp_path))
     assert load_target("mine").description == "mine"
+
+
+def test_the_renamed_nano_target_says_what_it_is_now():
+    from siamese_edge.tensorrt.errors import TargetError
+    from siamese_edge.tensorrt.targets import load_target
+
+    with pytest.raises(TargetError, match="'jetson-nano-fp16' is now 'jetson-orin-nano-fp16'"):
+        load_target("jetson-nano-fp16")
+    assert load_target("jetson-orin-nano-fp16").workspace_mb == 512
