@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from siamese_edge.cli.options import (
-    EXIT_PARTIAL, backend_options, batch_option, gallery_option, json_option, open_embedder,
-    parse_metadata, print_json, printable, warn,
+    EXIT_PARTIAL, batch_option, gallery_option, json_option, new_model_backend_options,
+    open_embedder, parse_metadata, print_json, printable, warn,
 )
 
 
@@ -168,6 +168,8 @@ def import_(gallery: str, on_duplicate: str, as_json: bool, file: str) -> None:
                           if report.already.get(name) else ""))
         for name, error in report.failures:
             warn(f"skipped {name}: {error}")
+        for line in report.warnings:
+            warn(line)
     if report.failures:
         raise SystemExit(EXIT_PARTIAL)
 
@@ -200,7 +202,7 @@ def stats(gallery: str, as_json: bool) -> None:
               help="Re-embed each template's recorded source image (the only method).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False),
               help="The new gallery, bound to --model.")
-@backend_options
+@new_model_backend_options
 @batch_option
 @json_option
 def reembed(gallery: str, model: str, from_images: bool, out: str, backend: str,
@@ -224,6 +226,8 @@ def reembed(gallery: str, model: str, from_images: bool, out: str, backend: str,
             click.echo(f"re-embedded {name}: {count} template(s)")
         for name, template, error in report.missing:
             warn(f"template #{template} of {name}: {error}")
+        for line in report.warnings:
+            warn(line)
         # the last line names the backend that embedded, as every command's result does
         click.echo(f"wrote {out} from {gallery}, backend {embedder.device_description}")
     if report.missing:

@@ -59,22 +59,37 @@ def check_roi(text: str) -> None:
     parse_roi(text)
 
 
-def backend_options(function):
-    """``--backend``, ``--engine``, ``--require-gpu``, ``--rebuild-stale``: how to run a model."""
-    options = [
+def _backend_option_list(engine_from_env: bool) -> list:
+    engine_help = ("TensorRT engine built from --model [default: $SIAMESE_EDGE_ENGINE, else "
+                   "MODEL.engine]." if engine_from_env else
+                   "TensorRT engine built from this --model [default: MODEL.engine].")
+    return [
         click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
                      default="auto", show_default=True,
                      help="auto: a fresh TensorRT engine if one is here, else ONNX Runtime "
                           "with the best execution provider that works."),
-        click.option("--engine", type=click.Path(dir_okay=False), envvar="SIAMESE_EDGE_ENGINE",
-                     help="TensorRT engine built from --model [default: $SIAMESE_EDGE_ENGINE, "
-                          "else MODEL.engine]."),
+        click.option("--engine", type=click.Path(dir_okay=False),
+                     envvar="SIAMESE_EDGE_ENGINE" if engine_from_env else None,
+                     help=engine_help),
         click.option("--require-gpu", is_flag=True,
                      help="Fail instead of falling back to the CPU."),
         click.option("--rebuild-stale", is_flag=True,
                      help="Rebuild an engine made by another TensorRT, GPU or model."),
     ]
-    for option in reversed(options):
+
+
+def backend_options(function):
+    """``--backend``, ``--engine``, ``--require-gpu``, ``--rebuild-stale``: how to run a model."""
+    for option in reversed(_backend_option_list(engine_from_env=True)):
+        function = option(function)
+    return function
+
+
+def new_model_backend_options(function):
+    """:func:`backend_options` for a command whose ``--model`` is another model than the one
+    the environment names (``gallery reembed``): ``$SIAMESE_EDGE_ENGINE`` is that model's
+    engine, and ``--rebuild-stale`` would overwrite it with the new model's."""
+    for option in reversed(_backend_option_list(engine_from_env=False)):
         function = option(function)
     return function
 

@@ -270,3 +270,17 @@ def test_a_stored_source_cannot_drive_the_terminal(tmp_path, tiny_model):
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\u202e" not in result.output
     assert "\\x1b[2J" in result.output and "\\u202e" in result.output
+
+
+def test_reembed_does_not_take_the_current_models_engine_from_the_environment(monkeypatch):
+    # in the container $SIAMESE_EDGE_ENGINE is the current model's engine; reembed's --model
+    # is the new one, and --rebuild-stale overwrote that engine with the new model's
+    from siamese_edge.cli.gallery import reembed
+
+    monkeypatch.setenv("SIAMESE_EDGE_ENGINE", "/engines/current.engine")
+    context = reembed.make_context("reembed", ["-g", "g.sqlite", "-m", "new.onnx",
+                                               "--from-images", "--out", "n.sqlite"])
+    assert context.params["engine"] is None
+    from siamese_edge.cli.verify import verify
+    context = verify.make_context("verify", ["-m", "m.onnx", "-g", "g.sqlite", "x.png"])
+    assert context.params["engine"] == "/engines/current.engine"  # the runtime commands do
