@@ -204,3 +204,33 @@ def test_the_operating_threshold_may_be_zero():
     assert report.operating_threshold() == 0.0
     report.threshold_at_target = None
     assert report.operating_threshold() == report.eer_threshold
+
+
+def test_rank1_ties_between_identical_templates_are_split_whatever_their_position():
+    # float32 products round one column differently by its place in the matrix (up to
+    # 1e-6): identical templates no longer tied, and the lowest label took the credit
+    def reference(e, labels, rng, draws):
+        classes = np.unique(labels)
+        members = [np.nonzero(labels == c)[0] for c in classes]
+        total = []
+        for _ in range(draws):
+            templates = np.array([rng.choice(m) for m in members])
+            probes = np.setdiff1d(np.arange(len(labels)), templates)
+            # as verify scores: float64 products rounded to float32
+            scores = (e[probes].astype(np.float64) @ e[templates].T.astype(np.float64)
+                      ).astype(np.float32)
+            best = scores.max(axis=1, keepdims=True)
+            own = scores[np.arange(len(probes)), np.searchsorted(classes, labels[probes])]
+            total.append(np.mean((own == best[:, 0]) / (scores == best).sum(axis=1)))
+        return float(np.mean(total))
+
+    rng = np.random.default_rng(0)
+    for dim, k in ((64, 6), (128, 16), (512, 32)):
+        v = rng.normal(size=dim).astype(np.float32)
+        e = np.tile(v / np.linalg.norm(v), (2 * k, 1))  # every identity has the same photo
+        for i in range(k):  # and one of its own
+            p = rng.normal(size=dim).astype(np.float32)
+            e[2 * i + 1] = p / np.linalg.norm(p)
+        labels = np.repeat(np.arange(k), 2)
+        assert rank1_accuracy(e, labels, np.random.default_rng(1), draws=50) == \
+            pytest.approx(reference(e, labels, np.random.default_rng(1), 50), abs=1e-12)
