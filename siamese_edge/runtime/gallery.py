@@ -152,6 +152,11 @@ def normalize_name(name: str) -> str:
 
 #: the answer for a probe no identity matches; no identity may be called that (in any case)
 UNKNOWN = "unknown"
+#: what import and reembed say when they carry over an identity an earlier version stored
+#: under the reserved name
+RESERVED_KEPT = ("identity {name!r} kept under a name now reserved: verify answers "
+                 "'{unknown}' for a match with it and for nobody alike; rename it: "
+                 "siamese-edge gallery rename {name} NEW_NAME")
 
 
 def validate_name(name: str, reserved_ok: bool = False) -> str:
@@ -170,9 +175,7 @@ def validate_name(name: str, reserved_ok: bool = False) -> str:
         raise InvalidInputError(f"identity name {name!r} contains control characters")
     if name.casefold() == UNKNOWN and not reserved_ok:
         raise InvalidInputError(f"identity name {name!r} is reserved: it is the answer for a "
-                                f"probe that matches nobody (an identity stored under it by "
-                                f"an earlier version can be renamed: siamese-edge gallery "
-                                f"rename {name} NEW_NAME)")
+                                f"probe that matches nobody")
     return name
 
 
@@ -466,6 +469,13 @@ class Gallery:
         if on_duplicate not in DUPLICATE_POLICIES:
             raise InvalidInputError(f"duplicate policy {on_duplicate!r}: use one of "
                                     f"{', '.join(DUPLICATE_POLICIES)}")
+        stored = normalize_name(name) if isinstance(name, str) else name
+        if not reserved_ok and isinstance(stored, str) and stored.casefold() == UNKNOWN \
+                and stored in self:  # stored by an earlier version: say how to move it
+            raise InvalidInputError(f"identity name {stored!r} is reserved: it is the answer "
+                                    f"for a probe that matches nobody; rename the identity an "
+                                    f"earlier version stored under it: siamese-edge gallery "
+                                    f"rename {stored} NEW_NAME")
         name = validate_name(name, reserved_ok)
         embeddings = self._check_embeddings(embeddings, allow_empty)
         n = len(embeddings)

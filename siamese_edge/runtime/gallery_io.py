@@ -37,7 +37,8 @@ from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime.atomic_file import check_replaceable_archive, replaced_on_success, \
     same_file, starts_like_an_archive
-from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, DuplicateIdentityError, Gallery
+from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, RESERVED_KEPT, UNKNOWN, \
+    DuplicateIdentityError, Gallery
 
 FORMAT = "siamese-edge-gallery"
 FORMAT_VERSION = 1
@@ -239,9 +240,20 @@ class ImportReport:
     #: identity -> templates not added again: already there (same source and vector)
     already: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def warnings(self) -> list[str]:
+        return reserved_warnings(self.imported)
+
     def to_dict(self) -> dict:
         return {"imported": self.imported, "already_present": self.already,
-                "failures": [{"identity": i, "error": e} for i, e in self.failures]}
+                "failures": [{"identity": i, "error": e} for i, e in self.failures],
+                "warnings": self.warnings}
+
+
+def reserved_warnings(names) -> list[str]:
+    """One warning per identity carried over under the reserved name ``unknown``."""
+    return [RESERVED_KEPT.format(name=name, unknown=UNKNOWN) for name in names
+            if name.casefold() == UNKNOWN]
 
 
 def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
@@ -305,10 +317,14 @@ class ReembedReport:
     reembedded: dict[str, int] = field(default_factory=dict)  # identity -> templates
     missing: list[tuple[str, int, str]] = field(default_factory=list)  # (identity, id, why)
 
+    @property
+    def warnings(self) -> list[str]:
+        return reserved_warnings(self.reembedded)
+
     def to_dict(self) -> dict:
         return {"reembedded": self.reembedded,
                 "missing": [{"identity": n, "template": t, "error": e}
-                            for n, t, e in self.missing]}
+                            for n, t, e in self.missing], "warnings": self.warnings}
 
 
 def reembed_gallery(embedder, source: Gallery, target: str | os.PathLike[str],

@@ -358,5 +358,29 @@ def test_an_identity_stored_as_unknown_before_the_name_was_reserved_is_kept(tmp_
         export_gallery(g, tmp_path / "backup.npz")
         with pytest.raises(InvalidInputError, match="gallery rename unknown NEW_NAME"):
             g.enroll("unknown", unit([[0, 0, 1, 0]]))
+        # a new identity under it: refused, without a rename hint for what is not there
+        with Gallery.open(tmp_path / "fresh.sqlite", INFO) as fresh, \
+                pytest.raises(InvalidInputError) as refused:
+            fresh.enroll("Unknown", unit([[0, 0, 1, 0]]))
+        assert "reserved" in str(refused.value) and "rename" not in str(refused.value)
     report = import_gallery(tmp_path / "new.sqlite", tmp_path / "backup.npz")
     assert not report.failures and sorted(report.imported) == ["ann", "unknown"]
+    # kept, but not silently: verify would answer "unknown" for a match with it
+    (warning,) = report.to_dict()["warnings"]
+    assert "identity 'unknown' kept under a name now reserved" in warning
+    assert "gallery rename unknown NEW_NAME" in warning
+
+
+def test_reembed_carries_an_identity_stored_as_unknown_and_says_so(tmp_path, tiny_model):
+    from siamese_edge.runtime.gallery_io import reembed_gallery
+    from siamese_edge.runtime.imageio import read_image, write_image
+    from siamese_edge.runtime.onnxruntime_embedder import OnnxRuntimeEmbedder
+
+    image = tmp_path / "u.png"
+    write_image(image, np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8))
+    with OnnxRuntimeEmbedder(tiny_model) as embedder:
+        with Gallery.open(tmp_path / "old.sqlite", embedder.info) as old:
+            old.enroll("unknown", embedder.embed([read_image(image)]), sources=[str(image)],
+                       reserved_ok=True)
+            report = reembed_gallery(embedder, old, tmp_path / "new.sqlite")
+    assert report.reembedded == {"unknown": 1} and len(report.warnings) == 1
