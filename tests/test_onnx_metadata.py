@@ -68,3 +68,18 @@ def test_the_opset_is_read_without_the_onnx_package(tmp_path, opset):
     make_tiny_model(path, opset=opset)
     declared = [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")]
     assert read_opset(path) == max(declared) == opset
+
+
+def test_the_opset_of_the_default_domain_is_read_among_others(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from model_factory import make_tiny_model
+
+    from siamese_edge.onnx_metadata import read_opset
+
+    path = tmp_path / "m.onnx"
+    make_tiny_model(path)
+    model = onnx.load(str(path))
+    model.opset_import.add(domain="com.microsoft", version=99)  # a custom domain's
+    model.opset_import.add(domain="ai.onnx.ml", version=5)
+    onnx.save(model, str(path))
+    assert read_opset(path) == 18

@@ -120,7 +120,8 @@ def test_cli_contrastive_batch_of_one_pair_is_one_line(tmp_path):
     assert not (tmp_path / "r" / "last.pt").exists()
     for args, message in ((["--seed", "-1"], "--seed must be in [0, 4294967295]"),
                           (["--mean", "0.5"], "give both --mean and --std"),
-                          (["--batch-size", "6"], "--batch-size >= 2 * --k-per-identity")):
+                          (["--batch-size", "6"], "--batch-size >= 2 * --k-per-identity"),
+                          (["--mean", "5", "--std", "1"], "--mean values must be in [0, 1]")):
         result = CliRunner().invoke(cli, ["train", str(people), "--out",
                                           str(tmp_path / "r"), *args])
         assert result.exit_code == 2 and message in result.output, result.output
