@@ -71,17 +71,24 @@ def test_a_migration_another_process_already_ran_is_not_run_again(tmp_path):
         assert g.enroll("bob", unit([[0, 0, 1, 0]])) == [3]
 
 
-@pytest.mark.parametrize("key,value", [("embedding_dim", "abc"), ("embedding_dim", "0"),
-                                       ("template_dtype", "float8"), ("revision", "x"),
-                                       ("preprocessing", "abc")])
-def test_damaged_metadata_is_one_gallery_error(tmp_path, key, value):
+def damaged_gallery(tmp_path, sql: str, parameters=()):
+    """A gallery holding bob, then changed behind its back by ``sql``: what a crash, a disk
+    fault or another tool could leave."""
     path = tmp_path / "g.sqlite"
     with Gallery.open(path, INFO) as g:
         g.enroll("bob", unit([[1, 0, 0, 0]]))
     db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+    db.execute(sql, parameters)
     db.commit()
     db.close()
+    return path
+
+
+@pytest.mark.parametrize("key,value", [("embedding_dim", "abc"), ("embedding_dim", "0"),
+                                       ("template_dtype", "float8"), ("revision", "x"),
+                                       ("preprocessing", "abc")])
+def test_damaged_metadata_is_one_gallery_error(tmp_path, key, value):
+    path = damaged_gallery(tmp_path, "UPDATE meta SET value = ? WHERE key = ?", (value, key))
     for model in (INFO, None):  # verify, and the record-keeping commands (stats, export)
         with pytest.raises(GalleryError, match="damaged gallery"):
             Gallery.open(path, model, create=False)
@@ -90,13 +97,7 @@ def test_damaged_metadata_is_one_gallery_error(tmp_path, key, value):
 @pytest.mark.parametrize("table,column", [("templates", "created"), ("templates", "quality"),
                                           ("identities", "created")])
 def test_a_damaged_row_is_one_gallery_error(tmp_path, table, column):
-    path = tmp_path / "g.sqlite"
-    with Gallery.open(path, INFO) as g:
-        g.enroll("bob", unit([[1, 0, 0, 0]]))
-    db = sqlite3.connect(path)
-    db.execute(f"UPDATE {table} SET {column} = 'abc'")
-    db.commit()
-    db.close()
+    path = damaged_gallery(tmp_path, f"UPDATE {table} SET {column} = 'abc'")
     with Gallery.open(path, INFO, create=False) as g:
         with pytest.raises(GalleryError, match="damaged"):  # was a ValueError traceback
             g.identity("bob")
