@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from siamese_edge.metrics import crossing_rate
+from siamese_edge.runtime.search_index import exact_row_scores
 
 #: fewer identities than this give no intervals: every usable resample of two is the data
 MIN_IDENTITIES = 3
@@ -103,10 +104,9 @@ def _pairs(embeddings: np.ndarray, codes: np.ndarray, rng: np.random.Generator,
     scores = np.empty(len(i), np.float32)
     for start in range(0, len(i), block):
         a, b = i[start:start + block], j[start:start + block]
-        # float64 products rounded to float32, as the runtime scores (``exact_scores``); in
-        # blocks small enough that the float64 copies stay ~100 MB at 512 dimensions
-        scores[start:start + block] = np.einsum("ij,ij->i", embeddings[a].astype(np.float64),
-                                                embeddings[b].astype(np.float64))
+        # as the runtime scores, in blocks small enough that the float64 copies stay
+        # ~100 MB at 512 dimensions
+        scores[start:start + block] = exact_row_scores(embeddings[a], embeddings[b])
     first, second = codes[i], codes[j]
     return _sorted_pairs(scores, first, second, first == second)
 

@@ -15,7 +15,7 @@ from siamese_edge.confidence import ConfidenceIntervals, identity_bootstrap, \
     listed_pairs_bootstrap
 from siamese_edge.error_breakdown import ErrorBreakdown, error_breakdown
 from siamese_edge.metrics import equal_error_rate, pair_scores, roc_auc, threshold_at_far
-from siamese_edge.runtime.search_index import exact_scores
+from siamese_edge.runtime.search_index import exact_row_scores, exact_scores
 
 DEFAULT_FARS = (1e-2, 1e-3, 1e-4)
 #: a FAR is reported only when at least this many impostor pairs back it (10 false accepts)
@@ -155,11 +155,10 @@ def evaluate_listed_pairs(embeddings: np.ndarray, pairs: np.ndarray, labels: np.
     embeddings = _finite_embeddings(embeddings)
     if pairs.ndim != 2 or pairs.shape[1] != 3 or not len(pairs):
         raise ValueError("no pairs to evaluate")
-    # one score per listed pair, as the runtime (``compare --pairs``, ``verify``) scores it:
-    # float64 products rounded to float32. Unrounded, a threshold could fall between two
-    # scores that the runtime rounds to one value, and accept an impostor it counted out
-    scores = np.einsum("ij,ij->i", embeddings[pairs[:, 0]].astype(np.float64),
-                       embeddings[pairs[:, 1]].astype(np.float64)).astype(np.float32)
+    # one score per listed pair, as the runtime (``compare --pairs``, ``verify``) scores it.
+    # Unrounded float64, a threshold could fall between two scores that the runtime rounds
+    # to one value, and accept an impostor it counted out
+    scores = exact_row_scores(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]])
     same = pairs[:, 2] == 1
     genuine, impostor = scores[same], scores[~same]
     if genuine.size == 0 or impostor.size == 0:

@@ -296,6 +296,13 @@ def exact_scores(queries: np.ndarray, columns: np.ndarray) -> np.ndarray:
         np.float32)
 
 
+def exact_row_scores(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row ``i`` of ``first`` against row ``i`` of ``second``, scored as
+    :func:`exact_scores` scores: float64 products rounded to float32."""
+    return np.einsum("ij,ij->i", np.asarray(first, np.float64),
+                     np.asarray(second, np.float64)).astype(np.float32)
+
+
 class FaissFlatIndex(SearchIndex):
     """:class:`SearchIndex` whose template search runs in a faiss ``IndexFlatIP``.
 
