@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from siamese_edge.errors import ModelError
@@ -20,7 +22,8 @@ _METADATA_FIELD = 14
 _OPSET_IMPORT_FIELD = 8  # ModelProto.opset_import: OperatorSetIdProto (domain 1, version 2)
 _LENGTH_DELIMITED = 2
 _VARINT = 0
-_DEFAULT_DOMAINS = ("", "ai.onnx")
+#: the domains of ONNX's own operators, whose opset is "the" opset
+DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -85,6 +88,15 @@ def _entry_key(data: bytes, payload: int, end: int) -> str | None:
     return None
 
 
+@contextmanager
+def _naming(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Parse errors name the file: "truncated ONNX file" alone did not say which."""
+    try:
+        yield
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """All metadata entries of an ONNX file.
 
@@ -93,15 +105,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """
     data = Path(path).read_bytes()
     out = {}
-    try:
+    with _naming(path):
         for number, wire, _, end, payload in _fields(data):
             if number == _METADATA_FIELD and wire == _LENGTH_DELIMITED:
                 entry = data[payload:end]
                 values = {n: entry[p:e].decode("utf-8", "replace")
                           for n, w, _, e, p in _fields(entry) if w == _LENGTH_DELIMITED}
                 out[values.get(1, "")] = values.get(2, "")
-    except ModelError as exc:  # "truncated ONNX file" alone did not say which
-        raise ModelError(f"{path}: {exc}") from None
     return out
 
 
@@ -114,7 +124,7 @@ def read_opset(path: str | os.PathLike[str]) -> int | None:
     """
     data = Path(path).read_bytes()
     opset = None
-    try:
+    with _naming(path):
         for number, wire, _, end, payload in _fields(data):
             if number != _OPSET_IMPORT_FIELD or wire != _LENGTH_DELIMITED:
                 continue
@@ -125,10 +135,8 @@ def read_opset(path: str | os.PathLike[str]) -> int | None:
                     domain = entry[p:e].decode("utf-8", "replace")
                 elif n == 2 and w == _VARINT:
                     version = _read_varint(entry, p)[0]
-            if domain in _DEFAULT_DOMAINS and version is not None:
+            if domain in DEFAULT_DOMAINS and version is not None:
                 opset = max(opset or 0, version)
-    except ModelError as exc:
-        raise ModelError(f"{path}: {exc}") from None
     return opset
 
 
@@ -142,14 +150,12 @@ def write_metadata_entry(path: str | os.PathLike[str], key: str, value: str) -> 
     data = path.read_bytes()
     mode = stat.S_IMODE(path.stat().st_mode)
     kept = bytearray()
-    try:
+    with _naming(path):
         for number, wire, start, end, payload in _fields(data):
             if number == _METADATA_FIELD and wire == _LENGTH_DELIMITED \
                     and _entry_key(data, payload, end) == key:
                 continue
             kept += data[start:end]
-    except ModelError as exc:
-        raise ModelError(f"{path}: {exc}") from None
     kept += _entry(key, value)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
     try:

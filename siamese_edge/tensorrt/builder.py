@@ -245,17 +245,15 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     if not os.access(engine_path.parent, os.W_OK):
         raise InvalidInputError(f"{engine_path}: its folder cannot be written")
     notes: list[str] = []
-    opset = None
     if options.check_ops:
         try:
             from siamese_edge.tensorrt.op_support import require_op_support
-            opset = require_op_support(onnx_path).opset
+            require_op_support(onnx_path)
         except ImportError:
             notes.append("op-support check skipped: the onnx package is not installed")
-    if opset is None:  # without the onnx package (a Jetson image): the raw protobuf says it
-        from siamese_edge.onnx_metadata import read_opset
+    from siamese_edge.onnx_metadata import read_opset
 
-        opset = read_opset(onnx_path)
+    opset = read_opset(onnx_path)  # from the protobuf: also without the onnx package
     trt = load_tensorrt(options.tensorrt_module)
     if opset is not None:
         from siamese_edge.tensorrt.op_support import opset_note

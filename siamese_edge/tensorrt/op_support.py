@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from siamese_edge.errors import ModelError
+from siamese_edge.onnx_metadata import DEFAULT_DOMAINS
 from siamese_edge.tensorrt.errors import UnsupportedOpsError
 
 #: ONNX operators (default domain) with "Supported: Y" in onnx-tensorrt's operator matrix.
@@ -50,8 +51,6 @@ RESTRICTIONS = {
 #: highest ONNX opset each TensorRT parses (onnx-tensorrt docs: 8.5 → 17, 10.0 → 20)
 MAX_OPSET = {"8.5": 17, "10": 20}
 
-_DEFAULT_DOMAINS = ("", "ai.onnx")
-
 
 @dataclass(frozen=True)
 class UnsupportedNode:
@@ -60,7 +59,7 @@ class UnsupportedNode:
     domain: str
 
     def __str__(self) -> str:
-        domain = f"{self.domain}::" if self.domain not in _DEFAULT_DOMAINS else ""
+        domain = f"{self.domain}::" if self.domain not in DEFAULT_DOMAINS else ""
         return f"{self.name or '<unnamed>'} ({domain}{self.op_type})"
 
 
@@ -116,11 +115,11 @@ def check_op_support(model) -> OpSupportReport:
                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); "
                              f"export the model again") from None
     report = OpSupportReport()
-    report.opset = max((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS),
+    report.opset = max((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS),
                        default=0)
     for node in _walk(model.graph):
         report.op_counts[node.op_type] = report.op_counts.get(node.op_type, 0) + 1
-        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in SUPPORTED_OPS:
+        if node.domain not in DEFAULT_DOMAINS or node.op_type not in SUPPORTED_OPS:
             report.unsupported.append(UnsupportedNode(node.name, node.op_type, node.domain))
     for op in sorted(report.op_counts):
         if op in RESTRICTIONS:
