@@ -152,11 +152,28 @@ def normalize_name(name: str) -> str:
 
 #: the answer for a probe no identity matches; no identity may be called that (in any case)
 UNKNOWN = "unknown"
-#: what import and reembed say when they carry over an identity an earlier version stored
-#: under the reserved name
-RESERVED_KEPT = ("identity {name!r} kept under a name now reserved: verify answers "
-                 "'{unknown}' for a match with it and for nobody alike; rename it: "
-                 "siamese-edge gallery rename {name} NEW_NAME")
+
+
+def is_reserved(name: str) -> bool:
+    """``unknown`` in any case: the answer for nobody, so never a new identity's name."""
+    return name.casefold() == UNKNOWN
+
+
+def _reserved(name: str, stored: bool = False) -> InvalidInputError:
+    """The refusal of the reserved ``name``; ``stored``: an identity an earlier version
+    stored under it exists, and renaming it is the way out."""
+    hint = (f"; rename the identity an earlier version stored under it: siamese-edge gallery "
+            f"rename {name} NEW_NAME" if stored else "")
+    return InvalidInputError(f"identity name {name!r} is reserved: it is the answer for a "
+                             f"probe that matches nobody{hint}")
+
+
+def reserved_warnings(names) -> list[str]:
+    """What import and reembed say for each identity they carry over under the reserved
+    name (stored by an earlier version)."""
+    return [f"identity {name!r} kept under a name now reserved: verify answers "
+            f"'{UNKNOWN}' for a match with it and for nobody alike; rename it: siamese-edge "
+            f"gallery rename {name} NEW_NAME" for name in names if is_reserved(name)]
 
 
 def validate_name(name: str, reserved_ok: bool = False) -> str:
@@ -173,9 +190,8 @@ def validate_name(name: str, reserved_ok: bool = False) -> str:
         raise InvalidInputError(f"identity name {name!r} contains a path separator")
     if any(unicodedata.category(c).startswith("C") for c in name):
         raise InvalidInputError(f"identity name {name!r} contains control characters")
-    if name.casefold() == UNKNOWN and not reserved_ok:
-        raise InvalidInputError(f"identity name {name!r} is reserved: it is the answer for a "
-                                f"probe that matches nobody")
+    if is_reserved(name) and not reserved_ok:
+        raise _reserved(name)
     return name
 
 
@@ -470,12 +486,9 @@ class Gallery:
             raise InvalidInputError(f"duplicate policy {on_duplicate!r}: use one of "
                                     f"{', '.join(DUPLICATE_POLICIES)}")
         stored = normalize_name(name) if isinstance(name, str) else name
-        if not reserved_ok and isinstance(stored, str) and stored.casefold() == UNKNOWN \
+        if not reserved_ok and isinstance(stored, str) and is_reserved(stored) \
                 and stored in self:  # stored by an earlier version: say how to move it
-            raise InvalidInputError(f"identity name {stored!r} is reserved: it is the answer "
-                                    f"for a probe that matches nobody; rename the identity an "
-                                    f"earlier version stored under it: siamese-edge gallery "
-                                    f"rename {stored} NEW_NAME")
+            raise _reserved(stored, stored=True)
         name = validate_name(name, reserved_ok)
         embeddings = self._check_embeddings(embeddings, allow_empty)
         n = len(embeddings)

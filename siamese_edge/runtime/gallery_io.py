@@ -37,8 +37,8 @@ from siamese_edge.errors import GalleryError, ImageReadError, InvalidInputError
 from siamese_edge.model_info import ModelInfo, Preprocessing
 from siamese_edge.runtime.atomic_file import check_replaceable_archive, replaced_on_success, \
     same_file, starts_like_an_archive
-from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, RESERVED_KEPT, UNKNOWN, \
-    DuplicateIdentityError, Gallery
+from siamese_edge.runtime.gallery import MAX_TEMPLATE_TIME, DuplicateIdentityError, Gallery, \
+    reserved_warnings
 
 FORMAT = "siamese-edge-gallery"
 FORMAT_VERSION = 1
@@ -249,11 +249,6 @@ class ImportReport:
                 "failures": [{"identity": i, "error": e} for i, e in self.failures],
                 "warnings": self.warnings}
 
-
-def reserved_warnings(names) -> list[str]:
-    """One warning per identity carried over under the reserved name ``unknown``."""
-    return [RESERVED_KEPT.format(name=name, unknown=UNKNOWN) for name in names
-            if name.casefold() == UNKNOWN]
 
 
 def import_gallery(target: str | os.PathLike[str], path: str | os.PathLike[str],
