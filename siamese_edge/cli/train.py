@@ -89,10 +89,10 @@ def _as_options(message: str) -> str:
     ``mean``/``std`` (words like "seed" elsewhere are prose: "the seed backbone")."""
     from siamese_edge.training.config import TrainConfig
 
+    flags = {param.name: param.opts[0] for param in train.params}  # "label_means" and its flag
+
     def option(name: str) -> str:
-        if name == "label_means":
-            return "--pairs-label-means"
-        return "--" + _OPTION_OF_FIELD.get(name, name).replace("_", "-")
+        return flags.get(_OPTION_OF_FIELD.get(name, name), name)
 
     for name in TrainConfig.__dataclass_fields__:
         if "_" in name:
