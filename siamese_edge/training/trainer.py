@@ -505,12 +505,12 @@ class Trainer:
 
     def _run_info(self, final: dict, best: dict, seconds: float) -> dict:
         height, width, channels = self.shape
-        source = (f"{len(np.unique(self.val.labels))} held-out identities"
-                  if self.val_mode == "identity" else
-                  f"{len(self.val) / len(self.data):.0%} of the images held out"
-                  if self.val is not None else "")  # the real share: small classes give 2
         if self.val is None:
             source = "the training images (no validation split)"
+        elif self.val_mode == "identity":
+            source = f"{len(np.unique(self.val.labels))} held-out identities"
+        else:  # the real share, not --val-fraction: small classes give two images each
+            source = f"{len(self.val) / len(self.data):.0%} of the images held out"
         return {
             "threshold": final["threshold"],
             "threshold_source": f"EER on validation data of {Path(self.config.data).name}: "
