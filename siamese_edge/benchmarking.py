@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from siamese_edge.errors import InvalidInputError
+from siamese_edge.errors import InvalidInputError, first_line
 
 #: the backends bench knows, in the order they are reported
 BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt", "torch")
@@ -165,11 +165,6 @@ class TorchRunner(Runner):
     def __call__(self, images: np.ndarray, tensor: np.ndarray) -> Any:
         with self._torch.inference_mode():
             return self._module(self._torch.from_numpy(tensor)).numpy()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:240]}" if text else type(exc).__name__
 
 
 def _make_runner(name: str, config: BenchConfig, info, max_batch: int,
@@ -369,7 +364,7 @@ def run_benchmark(config: BenchConfig, torch_model=None,
                 runner = _make_runner(name, config, info, max_batch, torch_model)
                 runners[name] = runner.__enter__()
             except Exception as exc:  # noqa: BLE001 - a backend that cannot run is a finding
-                skipped[name] = _first_line(exc)
+                skipped[name] = first_line(exc)
                 log(f"skipping {name}: {skipped[name]}")
 
         timings: Dict[str, Dict[int, Any]] = {name: {} for name in runners}
@@ -383,7 +378,7 @@ def run_benchmark(config: BenchConfig, torch_model=None,
                     runner(images, tensor)
                     calls[name] = (lambda r=runner: r(images, tensor))
                 except Exception as exc:  # noqa: BLE001
-                    timings[name][batch] = {"error": _first_line(exc)}
+                    timings[name][batch] = {"error": first_line(exc)}
             log(f"batch {batch}: timing {', '.join(calls)}")
             for name, latencies in time_interleaved(calls, config.iterations,
                                                     config.warmup).items():

@@ -22,6 +22,8 @@ import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from siamese_edge.errors import first_line
+
 #: NVIDIA's Jetson wheel index (onnxruntime-gpu built against JetPack's CUDA), per JetPack major.
 JETSON_ORT_INDEX = {
     "5": "https://pypi.jetson-ai-lab.io/jp5/cu114",
@@ -41,12 +43,6 @@ Probe = Callable[[], Dict[str, Any]]
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {line[:240]}" if line else type(exc).__name__
-
-
 def call_with_timeout(function: Callable[[], Any], timeout_s: float) -> Any:
     """``function()`` in a daemon thread; TimeoutError if it has not returned in time (the
     thread is abandoned: a camera or driver call that hangs must not hang doctor)."""
@@ -178,7 +174,7 @@ def _probe_provider(ort, provider: str, model: bytes, timeout_s: float) -> Dict[
     try:
         return call_with_timeout(attempt, timeout_s)
     except Exception as exc:  # noqa: BLE001 - every failure is a finding
-        return {"status": "error", "error": _first_line(exc)}
+        return {"status": "error", "error": first_line(exc)}
 
 
 def probe_onnxruntime(timeout_s: float = 90.0) -> Dict[str, Any]:
@@ -206,7 +202,7 @@ def probe_tensorrt(timeout_s: float = 30.0) -> Dict[str, Any]:
     try:
         trt = load_tensorrt()
     except Exception as exc:  # noqa: BLE001 - TensorRTUnavailableError, broken libraries
-        return {"ok": False, "installed": False, "error": _first_line(exc)}
+        return {"ok": False, "installed": False, "error": first_line(exc)}
     result: Dict[str, Any] = {"ok": True, "installed": True, "module": trt.__name__,
                               "version": getattr(trt, "__version__", "?")}
 
@@ -218,7 +214,7 @@ def probe_tensorrt(timeout_s: float = 30.0) -> Dict[str, Any]:
         result["builder"] = bool(call_with_timeout(make_builder, timeout_s))
     except Exception as exc:  # noqa: BLE001
         result["builder"] = False
-        result["builder_error"] = _first_line(exc)
+        result["builder_error"] = first_line(exc)
     return result
 
 
@@ -264,7 +260,7 @@ def probe_cuda() -> Dict[str, Any]:
         try:
             devices = call_with_timeout(lister, 15.0)
         except Exception as exc:  # noqa: BLE001 - e.g. no driver: try the next source
-            errors.append(f"{source}: {_first_line(exc)}")
+            errors.append(f"{source}: {first_line(exc)}")
             continue
         if devices is not None:
             return {"ok": True, "source": source, "devices": devices,
@@ -338,7 +334,7 @@ def probe_cameras(indexes: Tuple[int, ...] = (0, 1, 2, 3), timeout_s: float = 3.
                 result["indexes"][str(index)] = call_with_timeout(
                     lambda i=index: open_and_read(i), timeout_s)
             except Exception as exc:  # noqa: BLE001
-                result["indexes"][str(index)] = {"status": "error", "error": _first_line(exc)}
+                result["indexes"][str(index)] = {"status": "error", "error": first_line(exc)}
     gst_inspect = shutil.which("gst-inspect-1.0")
     if gst_inspect:
         result["nvarguscamerasrc"] = _run([gst_inspect, "nvarguscamerasrc"]) is not None
@@ -396,7 +392,7 @@ def run_probe(probe: Probe) -> Dict[str, Any]:
     except BaseException as exc:  # noqa: BLE001 - isolation is the point
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return {"ok": False, "error": _first_line(exc)}
+        return {"ok": False, "error": first_line(exc)}
     return result if isinstance(result, dict) else {"ok": False, "error": "probe returned "
                                                     f"{type(result).__name__}"}
 
@@ -544,7 +540,7 @@ def run_doctor(probes: Optional[Dict[str, Probe]] = None,
     try:
         backends = advise(results)
     except Exception as exc:  # noqa: BLE001 - advice must never cost the report
-        backends = [{"backend": "doctor", "ready": False, "missing": _first_line(exc),
+        backends = [{"backend": "doctor", "ready": False, "missing": first_line(exc),
                      "fix": "report this as a siamese-edge bug"}]
     return {"siamese_edge": __version__, "probes": results, "backends": backends}
 

@@ -43,3 +43,10 @@ class ExportError(SiameseEdgeError):
 
 class MissingDependencyError(SiameseEdgeError):
     """An optional dependency (torch, onnx, TensorRT...) needed by this command is absent."""
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 240 characters of it): a probe's or a
+    backend's failure in one line of a report."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:240]}" if text else type(exc).__name__
